@@ -1,0 +1,22 @@
+//! Stockroom's database schema as sea-orm migrations, one file per migration.
+//!
+//! The server runs these on start (unless `--no-migrate`); `cargo run -p migration -- status`
+//! (or `up`, `down`) runs them by hand against `DATABASE_URL`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_products;
+mod m20261122_000002_create_stock_movements;
+
+/// Every migration of the schema, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_products::Migration),
+            Box::new(m20261122_000002_create_stock_movements::Migration),
+        ]
+    }
+}

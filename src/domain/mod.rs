@@ -1,0 +1,11 @@
+//! Validated domain values. Each `parse` is the one place its rule lives; transports hand raw
+//! input to them and services only ever see values that passed.
+
+mod product;
+mod stock;
+
+pub use product::{ProductName, Sku, fold_case};
+pub use stock::{Quantity, Reason, StockLevel};
+
+/// The most units a product can hold: GraphQL `Int`'s maximum.
+pub const MAX_STOCK: i64 = i32::MAX as i64;

@@ -1,0 +1,131 @@
+//! Quantities, stock levels and reasons.
+
+use super::MAX_STOCK;
+use crate::error::{Error, Result};
+
+/// The units of one stock change: at least 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quantity(i64);
+
+impl Quantity {
+    /// Validates a raw quantity.
+    pub fn parse(raw: i64) -> Result<Self> {
+        if raw <= 0 {
+            return Err(Error::bad_input(format!(
+                "quantity must be greater than 0 (got {raw})"
+            )));
+        }
+        Ok(Self(raw))
+    }
+
+    /// The number of units.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// A stock figure or threshold: 0 to [`MAX_STOCK`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StockLevel(i64);
+
+impl StockLevel {
+    /// Validates a raw level; `field` names it in the error message.
+    pub fn parse(field: &str, raw: i64) -> Result<Self> {
+        if raw < 0 {
+            return Err(Error::bad_input(format!(
+                "{field} must not be negative (got {raw})"
+            )));
+        }
+        if raw > MAX_STOCK {
+            return Err(Error::StockLimitExceeded);
+        }
+        Ok(Self(raw))
+    }
+
+    /// The level.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// Why stock changed: free text, trimmed, at most 500 characters; blank means none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reason(String);
+
+impl Reason {
+    /// The longest reason accepted, in characters.
+    pub const MAX_CHARS: usize = 500;
+
+    /// Validates an optional raw reason; `None` or blank gives `None`.
+    pub fn parse(raw: Option<&str>) -> Result<Option<Self>> {
+        let Some(trimmed) = raw.map(str::trim).filter(|text| !text.is_empty()) else {
+            return Ok(None);
+        };
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(Error::bad_input(format!(
+                "reason must be at most {} characters",
+                Self::MAX_CHARS
+            )));
+        }
+        // Newlines and tabs are fair in a note; other control characters (NUL above all, which
+        // PostgreSQL cannot store) are not.
+        if trimmed
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(Error::bad_input(
+                "reason must not contain control characters",
+            ));
+        }
+        Ok(Some(Self(trimmed.to_owned())))
+    }
+
+    /// The reason text.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_must_be_positive() {
+        assert_eq!(Quantity::parse(1).unwrap().get(), 1);
+        for raw in [0, -1, i64::from(i32::MIN)] {
+            assert_eq!(Quantity::parse(raw).unwrap_err().code(), "BAD_USER_INPUT");
+        }
+    }
+
+    #[test]
+    fn stock_levels_are_bounded_by_zero_and_the_cap() {
+        assert!(StockLevel::parse("stock", 0).is_ok());
+        assert!(StockLevel::parse("stock", MAX_STOCK).is_ok());
+        assert_eq!(
+            StockLevel::parse("stock", -1).unwrap_err().code(),
+            "BAD_USER_INPUT"
+        );
+        assert_eq!(
+            StockLevel::parse("stock", MAX_STOCK + 1)
+                .unwrap_err()
+                .code(),
+            "STOCK_LIMIT_EXCEEDED"
+        );
+    }
+
+    #[test]
+    fn blank_reasons_are_none_and_long_ones_are_refused() {
+        assert_eq!(Reason::parse(None).unwrap(), None);
+        assert_eq!(Reason::parse(Some("  ")).unwrap(), None);
+        assert_eq!(
+            Reason::parse(Some(" restock "))
+                .unwrap()
+                .unwrap()
+                .into_string(),
+            "restock"
+        );
+        assert!(Reason::parse(Some(&"r".repeat(501))).is_err());
+        assert!(Reason::parse(Some("a\u{0}b")).is_err());
+    }
+}

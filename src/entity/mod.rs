@@ -1,0 +1,5 @@
+//! SeaORM entities: the rows as stored. Never exposed to clients directly; the GraphQL and REST
+//! layers wrap them in their own types.
+
+pub mod product;
+pub mod stock_movement;

@@ -1,0 +1,76 @@
+//! How domain errors become GraphQL errors: every error a client sees carries one of the
+//! contract's `extensions.code` values, and internal details never leave the server.
+//!
+//! Resolvers return domain [`Error`]s with `?`; async-graphql keeps the original error as the
+//! `source` of the GraphQL error, and [`ContractErrorCodes`] reads it back to set the code.
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
+use async_graphql::futures_util::stream::{BoxStream, StreamExt};
+use async_graphql::{Response, ServerError};
+use std::sync::Arc;
+
+use crate::error::Error;
+
+/// Sets `extensions.code` on every error of every response: the domain error's code when a
+/// resolver failed, else `BAD_USER_INPUT` (what remains are async-graphql's own parse,
+/// validation and input-coercion errors, which all mean the request itself was wrong).
+pub struct ContractErrorCodes;
+
+impl ExtensionFactory for ContractErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ContractErrorCodes)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ContractErrorCodes {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        with_codes(next.run(ctx).await)
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: async_graphql::extensions::NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream).map(with_codes).boxed()
+    }
+}
+
+fn with_codes(mut response: Response) -> Response {
+    for error in &mut response.errors {
+        set_code(error);
+    }
+    response
+}
+
+fn set_code(error: &mut ServerError) {
+    let source = error.source.clone();
+    let domain_error = source
+        .as_deref()
+        .and_then(|source| source.downcast_ref::<Error>());
+    if let Some(Error::Internal(source)) = domain_error {
+        // The full story goes to the log; the client sees only "internal error".
+        tracing::error!(error = %source, details = ?source, path = ?error.path, "request failed");
+    }
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    let Some(domain_error) = domain_error else {
+        if extensions.get("code").is_none() {
+            extensions.set("code", "BAD_USER_INPUT");
+        }
+        return;
+    };
+    extensions.set("code", domain_error.code());
+    match domain_error {
+        Error::InsufficientStock {
+            available,
+            requested,
+        } => {
+            extensions.set("available", *available);
+            extensions.set("requested", *requested);
+        }
+        Error::VersionConflict { actual, .. } => extensions.set("currentVersion", *actual),
+        _ => {}
+    }
+}

@@ -1,0 +1,54 @@
+//! Ledger queries.
+
+use async_graphql::{Context, ID, Object, Result};
+
+use crate::graphql::context::ContextExt;
+use crate::graphql::types::{
+    Cursor, MovementCursor, PageRequest, StockMovement, StockMovementConnection, StockMovementEdge,
+    finish_page, parse_id,
+};
+
+/// Reading the stock ledger.
+#[derive(Default)]
+pub struct MovementQuery;
+
+#[Object]
+impl MovementQuery {
+    /// The audit trail of stock movements, newest first: of one product (in exact commit order)
+    /// or of all products.
+    async fn stock_movements(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only this product's movements (deleted products keep theirs).")]
+        product_id: Option<ID>,
+        #[graphql(desc = "Page size: 20 when omitted, at most 100.")] first: Option<i32>,
+        #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
+        after: Option<String>,
+    ) -> Result<StockMovementConnection> {
+        let product_id = product_id.as_ref().map(parse_id).transpose()?;
+        let page = PageRequest::<MovementCursor>::parse(first, after.as_deref())?;
+        let mut movements = ctx
+            .services()?
+            .stock
+            .movements(
+                product_id,
+                page.after.as_ref().map(|cursor| cursor.0),
+                page.size + 1,
+            )
+            .await?;
+        let page_info = finish_page(&mut movements, &page, |movement| {
+            MovementCursor(movement.into())
+        });
+        Ok(StockMovementConnection {
+            edges: movements
+                .into_iter()
+                .map(|movement| StockMovementEdge {
+                    cursor: MovementCursor((&movement).into()).encode(),
+                    node: StockMovement(movement),
+                })
+                .collect(),
+            page_info,
+            product_id,
+        })
+    }
+}

@@ -1,0 +1,83 @@
+//! Product queries.
+
+use async_graphql::{Context, ID, Object, Result};
+
+use crate::graphql::context::ContextExt;
+use crate::graphql::types::{
+    Cursor, PageRequest, Product, ProductConnection, ProductCursor, ProductEdge, ProductStatus,
+    StockStatus, finish_page, parse_id,
+};
+use crate::service::ProductFilter;
+
+/// Reading the catalogue.
+#[derive(Default)]
+pub struct ProductQuery;
+
+#[Object]
+impl ProductQuery {
+    /// A product by id; null when it does not exist or is deleted.
+    async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Product>> {
+        let id = parse_id(&id)?;
+        Ok(ctx.services()?.products.find(id).await?.map(Product))
+    }
+
+    /// The live product with this SKU, in any letter case; null when there is none.
+    async fn product_by_sku(&self, ctx: &Context<'_>, sku: String) -> Result<Option<Product>> {
+        Ok(ctx
+            .services()?
+            .products
+            .find_by_sku(&sku)
+            .await?
+            .map(Product))
+    }
+
+    /// Products in creation order, a page at a time.
+    async fn products(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size: 20 when omitted, at most 100.")] first: Option<i32>,
+        #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
+        after: Option<String>,
+        #[graphql(desc = "Only products whose name or SKU contains this text, in any case.")]
+        search: Option<String>,
+        #[graphql(desc = "Only products with this status.")] status: Option<StockStatus>,
+        #[graphql(desc = "Also list soft-deleted products.")] include_deleted: Option<bool>,
+    ) -> Result<ProductConnection> {
+        let page = PageRequest::<ProductCursor>::parse(first, after.as_deref())?;
+        let filter = ProductFilter {
+            search,
+            status: status.map(Into::into),
+            include_deleted: include_deleted.unwrap_or(false),
+        };
+        let mut products = ctx
+            .services()?
+            .products
+            .list(
+                &filter,
+                page.after.as_ref().map(|cursor| cursor.0),
+                page.size + 1,
+            )
+            .await?;
+        let page_info = finish_page(&mut products, &page, |product| ProductCursor(product.id));
+        Ok(ProductConnection {
+            edges: products
+                .into_iter()
+                .map(|product| ProductEdge {
+                    cursor: ProductCursor(product.id).encode(),
+                    node: Product(product),
+                })
+                .collect(),
+            page_info,
+            filter,
+        })
+    }
+
+    /// A product's stock at a glance; null when it does not exist or is deleted.
+    async fn product_status(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ProductStatus>> {
+        let id = parse_id(&id)?;
+        match ctx.services()?.products.find(id).await? {
+            Some(product) => Ok(Some(ProductStatus::of(&product)?)),
+            None => Ok(None),
+        }
+    }
+}

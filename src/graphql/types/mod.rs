@@ -1,0 +1,35 @@
+//! The GraphQL object, input and enum types, each wrapping a service value.
+
+mod movement;
+mod pagination;
+mod product;
+mod stock_change;
+
+pub use movement::{MovementKind, StockMovement, StockMovementConnection, StockMovementEdge};
+pub use pagination::{Cursor, MovementCursor, PageInfo, PageRequest, ProductCursor, finish_page};
+pub use product::{
+    CreateProductInput, Product, ProductConnection, ProductEdge, ProductStatus, StockStatus,
+    UpdateProductInput,
+};
+pub use stock_change::StockChange;
+
+use async_graphql::ID;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// Parses a GraphQL `ID` as the UUID it must be.
+pub fn parse_id(id: &ID) -> Result<Uuid> {
+    Uuid::parse_str(id.as_str()).map_err(|_| {
+        Error::bad_input(format!(
+            "'{}' is not a valid id (expected a UUID)",
+            id.as_str()
+        ))
+    })
+}
+
+/// Converts a stored count to GraphQL `Int`. Stored stock is capped at `Int`'s maximum, so a
+/// failure here is a broken invariant, not bad input.
+pub(crate) fn to_int(value: i64) -> Result<i32> {
+    i32::try_from(value).map_err(|_| Error::internal(format!("{value} does not fit a GraphQL Int")))
+}

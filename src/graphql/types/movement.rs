@@ -1,0 +1,151 @@
+//! `StockMovement`: an entry of the stock ledger.
+
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::{PageInfo, Product, to_int};
+use crate::entity::stock_movement;
+use crate::error::Error;
+use crate::graphql::context::ContextExt;
+
+/// An entry of the append-only stock ledger.
+pub struct StockMovement(pub stock_movement::Model);
+
+/// One stock change, as the ledger recorded it. A product's stock is always the sum of its
+/// movements' `delta`s.
+#[Object]
+impl StockMovement {
+    /// Its id (a time-ordered UUID).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The product whose stock moved.
+    async fn product_id(&self) -> ID {
+        ID(self.0.product_id.to_string())
+    }
+
+    /// The product whose stock moved, as it is now (also when it has been deleted since).
+    async fn product(&self, ctx: &Context<'_>) -> Result<Product> {
+        let product = ctx
+            .services()?
+            .products
+            .find_including_deleted(self.0.product_id)
+            .await?
+            .ok_or_else(|| Error::internal("a movement points at a missing product"))?;
+        Ok(Product(product))
+    }
+
+    /// What caused it.
+    async fn kind(&self) -> MovementKind {
+        self.0.kind.into()
+    }
+
+    /// Units moved (always positive; see `kind` or `delta` for the direction).
+    async fn quantity(&self) -> Result<i32> {
+        Ok(to_int(self.0.delta.abs())?)
+    }
+
+    /// The signed change: positive for additions, negative for reductions.
+    async fn delta(&self) -> Result<i32> {
+        Ok(to_int(self.0.delta)?)
+    }
+
+    /// Stock just before.
+    async fn stock_before(&self) -> Result<i32> {
+        Ok(to_int(self.0.stock_before)?)
+    }
+
+    /// Stock just after.
+    async fn stock_after(&self) -> Result<i32> {
+        Ok(to_int(self.0.stock_after)?)
+    }
+
+    /// Why, as the caller said.
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+
+    /// The idempotency key the change was made with, if any.
+    async fn idempotency_key(&self) -> Option<&str> {
+        self.0.idempotency_key.as_deref()
+    }
+
+    /// Who made the change.
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+
+    /// When it was committed.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// What caused a stock movement.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum MovementKind {
+    /// The stock a product was created with.
+    Initial,
+    /// Units added with `addStock`.
+    Add,
+    /// Units taken with `reduceStock`.
+    Reduce,
+}
+
+impl From<stock_movement::MovementKind> for MovementKind {
+    fn from(kind: stock_movement::MovementKind) -> Self {
+        match kind {
+            stock_movement::MovementKind::Initial => MovementKind::Initial,
+            stock_movement::MovementKind::Add => MovementKind::Add,
+            stock_movement::MovementKind::Reduce => MovementKind::Reduce,
+        }
+    }
+}
+
+/// An edge of a movement connection.
+#[derive(SimpleObject)]
+pub struct StockMovementEdge {
+    /// Pass as `after` to continue after this movement.
+    pub cursor: String,
+    /// The movement.
+    pub node: StockMovement,
+}
+
+/// A page of movements.
+pub struct StockMovementConnection {
+    /// The movements on this page with their cursors.
+    pub edges: Vec<StockMovementEdge>,
+    /// Where this page stands.
+    pub page_info: PageInfo,
+    /// The product the listing is limited to, for `totalCount`.
+    pub product_id: Option<uuid::Uuid>,
+}
+
+/// A page of stock movements, newest first (a Relay connection).
+#[Object]
+impl StockMovementConnection {
+    /// The movements on this page with their cursors.
+    async fn edges(&self) -> &[StockMovementEdge] {
+        &self.edges
+    }
+
+    /// The movements on this page.
+    async fn nodes(&self) -> Vec<&StockMovement> {
+        self.edges.iter().map(|edge| &edge.node).collect()
+    }
+
+    /// Where this page stands.
+    async fn page_info(&self) -> &PageInfo {
+        &self.page_info
+    }
+
+    /// How many movements the listing holds in all pages (counted only when asked for).
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        Ok(ctx
+            .services()?
+            .stock
+            .count_movements(self.product_id)
+            .await?)
+    }
+}

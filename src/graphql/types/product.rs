@@ -1,0 +1,216 @@
+//! `Product` and the types around it.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::{PageInfo, to_int};
+use crate::domain::{ProductName, Sku, StockLevel};
+use crate::entity::product;
+use crate::graphql::context::ContextExt;
+use crate::service::{self, NewProduct, ProductChanges, ProductFilter};
+
+/// A product in the catalogue.
+pub struct Product(pub product::Model);
+
+/// A product in the catalogue, with its stock on hand.
+#[Object]
+impl Product {
+    /// Its id (a time-ordered UUID).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Its name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Its stock-keeping unit, as given; unique among live products regardless of case.
+    async fn sku(&self) -> &str {
+        &self.0.sku
+    }
+
+    /// Units on hand. Never negative.
+    async fn stock(&self) -> Result<i32> {
+        Ok(to_int(self.0.stock)?)
+    }
+
+    /// At or below this stock, the product is `LOW_STOCK`.
+    async fn reorder_level(&self) -> Result<i32> {
+        Ok(to_int(self.0.reorder_level)?)
+    }
+
+    /// `LOW_STOCK` when stock is at or below the reorder level, else `IN_STOCK`.
+    async fn status(&self) -> StockStatus {
+        service::StockStatus::of(&self.0).into()
+    }
+
+    /// Starts at 1 and grows by 1 on every change; pass it as `expectedVersion` to make an
+    /// update or delete fail if someone else changed the product first.
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When it last changed; every stock change moves it forward.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    /// When it was soft-deleted; null while it is live.
+    async fn deleted_at(&self) -> Option<DateTime<Utc>> {
+        self.0.deleted_at
+    }
+}
+
+/// Whether a product needs reordering.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum StockStatus {
+    /// Stock is above the reorder level.
+    InStock,
+    /// Stock is at or below the reorder level.
+    LowStock,
+}
+
+impl From<service::StockStatus> for StockStatus {
+    fn from(status: service::StockStatus) -> Self {
+        match status {
+            service::StockStatus::InStock => StockStatus::InStock,
+            service::StockStatus::LowStock => StockStatus::LowStock,
+        }
+    }
+}
+
+impl From<StockStatus> for service::StockStatus {
+    fn from(status: StockStatus) -> Self {
+        match status {
+            StockStatus::InStock => service::StockStatus::InStock,
+            StockStatus::LowStock => service::StockStatus::LowStock,
+        }
+    }
+}
+
+/// A product's stock at a glance.
+#[derive(SimpleObject)]
+pub struct ProductStatus {
+    /// Its SKU.
+    pub sku: String,
+    /// Units on hand.
+    pub stock: i32,
+    /// Its reorder level.
+    pub reorder_level: i32,
+    /// `LOW_STOCK` or `IN_STOCK`.
+    pub status: StockStatus,
+}
+
+impl ProductStatus {
+    /// The status of a stored product.
+    pub fn of(product: &product::Model) -> crate::error::Result<Self> {
+        Ok(Self {
+            sku: product.sku.clone(),
+            stock: to_int(product.stock)?,
+            reorder_level: to_int(product.reorder_level)?,
+            status: service::StockStatus::of(product).into(),
+        })
+    }
+}
+
+/// A new product.
+#[derive(InputObject)]
+pub struct CreateProductInput {
+    /// 1 to 200 characters; surrounding spaces are trimmed.
+    pub name: String,
+    /// 1 to 64 characters; must not be in use by a live product in any letter case.
+    pub sku: String,
+    /// Units on hand to start with (recorded as the product's first movement).
+    #[graphql(default)]
+    pub stock: i32,
+    /// At or below this stock, the product is `LOW_STOCK`.
+    #[graphql(default)]
+    pub reorder_level: i32,
+}
+
+impl CreateProductInput {
+    /// Validates every field.
+    pub fn parse(self) -> crate::error::Result<NewProduct> {
+        Ok(NewProduct {
+            name: ProductName::parse(&self.name)?,
+            sku: Sku::parse(&self.sku)?,
+            stock: StockLevel::parse("stock", self.stock.into())?,
+            reorder_level: StockLevel::parse("reorderLevel", self.reorder_level.into())?,
+        })
+    }
+}
+
+/// Changes to a product; omitted or null fields stay as they are. Stock changes only through
+/// `addStock` and `reduceStock`.
+#[derive(InputObject)]
+pub struct UpdateProductInput {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new SKU.
+    pub sku: Option<String>,
+    /// A new reorder level.
+    pub reorder_level: Option<i32>,
+}
+
+impl UpdateProductInput {
+    /// Validates the fields that are present.
+    pub fn parse(self) -> crate::error::Result<ProductChanges> {
+        Ok(ProductChanges {
+            name: self.name.as_deref().map(ProductName::parse).transpose()?,
+            sku: self.sku.as_deref().map(Sku::parse).transpose()?,
+            reorder_level: self
+                .reorder_level
+                .map(|level| StockLevel::parse("reorderLevel", level.into()))
+                .transpose()?,
+        })
+    }
+}
+
+/// An edge of a product connection.
+#[derive(SimpleObject)]
+pub struct ProductEdge {
+    /// Pass as `after` to continue after this product.
+    pub cursor: String,
+    /// The product.
+    pub node: Product,
+}
+
+/// A page of products.
+pub struct ProductConnection {
+    /// The products on this page with their cursors.
+    pub edges: Vec<ProductEdge>,
+    /// Where this page stands.
+    pub page_info: PageInfo,
+    /// The filter, for `totalCount`.
+    pub filter: ProductFilter,
+}
+
+/// A page of products (a Relay connection).
+#[Object]
+impl ProductConnection {
+    /// The products on this page with their cursors.
+    async fn edges(&self) -> &[ProductEdge] {
+        &self.edges
+    }
+
+    /// The products on this page.
+    async fn nodes(&self) -> Vec<&Product> {
+        self.edges.iter().map(|edge| &edge.node).collect()
+    }
+
+    /// Where this page stands.
+    async fn page_info(&self) -> &PageInfo {
+        &self.page_info
+    }
+
+    /// How many products match the filter in all pages (counted only when asked for).
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        Ok(ctx.services()?.products.count(&self.filter).await?)
+    }
+}

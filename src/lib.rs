@@ -1,0 +1,22 @@
+//! Stockroom: an inventory service whose stock stays correct under any concurrency.
+
+/// Command line and environment configuration.
+pub mod config;
+/// The database connection and the one way to begin a write.
+pub mod database;
+/// Validated domain values (names, SKUs, quantities).
+pub mod domain;
+/// SeaORM entities: the rows as stored.
+pub mod entity;
+/// The domain error type and its contract codes.
+pub mod error;
+/// The GraphQL transport: schema, resolvers, HTTP endpoints.
+pub mod graphql;
+/// Liveness and readiness probes.
+pub mod health;
+/// Business rules and transactions.
+pub mod service;
+/// Building and running the server.
+pub mod startup;
+/// Logging and tracing setup.
+pub mod telemetry;

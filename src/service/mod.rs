@@ -1,0 +1,96 @@
+//! The business rules and every transaction. Transports call these; these call the entities.
+//! No service knows about HTTP or GraphQL.
+
+mod products;
+mod stock;
+
+pub use products::{NewProduct, ProductChanges, ProductFilter, ProductService, StockStatus};
+pub use stock::{MovementPosition, StockChange, StockService};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+use crate::database::Database;
+use crate::entity::product;
+use crate::error::{Error, Result};
+
+/// Every service, built once at start and shared by all transports.
+#[derive(Clone, Debug)]
+pub struct Services {
+    /// Products: catalogue reads and writes.
+    pub products: ProductService,
+    /// Stock changes and the ledger.
+    pub stock: StockService,
+    database: Database,
+}
+
+impl Services {
+    /// Builds the services over one database.
+    pub fn new(database: Database) -> Self {
+        Self {
+            products: ProductService::new(database.clone()),
+            stock: StockService::new(database.clone()),
+            database,
+        }
+    }
+
+    /// The database underneath, for readiness checks.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+}
+
+/// Who is making a change; recorded as the `actor` of every movement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    /// The caller's identity.
+    pub subject: String,
+}
+
+impl Actor {
+    /// The caller when no authentication is configured.
+    pub fn anonymous() -> Self {
+        Self {
+            subject: "anonymous".to_owned(),
+        }
+    }
+}
+
+/// The current time at the precision both databases store (microseconds), so a value returned
+/// from a write equals the value read back later.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// A timestamp for a change to a row last changed at `previous`: now, but always strictly later
+/// than `previous`, so `updatedAt` moves on every change even within one clock tick.
+pub(crate) fn next_change_time(previous: DateTime<Utc>) -> DateTime<Utc> {
+    now().max(previous + chrono::Duration::microseconds(1))
+}
+
+/// Reads a product inside a write transaction and locks its row until commit
+/// (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite the `IMMEDIATE` transaction already holds
+/// the database's write lock, and the clause is left out).
+pub(crate) async fn lock_product(
+    transaction: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<product::Model>> {
+    Ok(product::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(transaction)
+        .await?)
+}
+
+/// [`lock_product`], for a product that must exist and not be deleted.
+pub(crate) async fn lock_live_product(
+    transaction: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<product::Model> {
+    product::Entity::find_by_id(id)
+        .filter(product::Column::DeletedAt.is_null())
+        .lock_exclusive()
+        .one(transaction)
+        .await?
+        .ok_or(Error::NotFound)
+}

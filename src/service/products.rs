@@ -1,0 +1,328 @@
+//! The product catalogue: look-ups, listing, and create / update / delete / restore.
+
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+};
+use uuid::Uuid;
+
+use super::{Actor, lock_live_product, lock_product, next_change_time, now, stock};
+use crate::database::Database;
+use crate::domain::{ProductName, Sku, StockLevel, fold_case};
+use crate::entity::product::{self, Column};
+use crate::entity::stock_movement::MovementKind;
+use crate::error::{Error, Result};
+
+/// A product to create, already validated.
+#[derive(Clone, Debug)]
+pub struct NewProduct {
+    /// Its name.
+    pub name: ProductName,
+    /// Its SKU.
+    pub sku: Sku,
+    /// Units on hand at creation; recorded as the product's first movement.
+    pub stock: StockLevel,
+    /// At or below this, the product is `LOW_STOCK`.
+    pub reorder_level: StockLevel,
+}
+
+/// The fields an update may change; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct ProductChanges {
+    /// A new name.
+    pub name: Option<ProductName>,
+    /// A new SKU.
+    pub sku: Option<Sku>,
+    /// A new reorder level.
+    pub reorder_level: Option<StockLevel>,
+}
+
+impl ProductChanges {
+    fn is_empty(&self) -> bool {
+        self.name.is_none() && self.sku.is_none() && self.reorder_level.is_none()
+    }
+}
+
+/// Whether a product needs reordering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StockStatus {
+    /// Stock is above the reorder level.
+    InStock,
+    /// Stock is at or below the reorder level.
+    LowStock,
+}
+
+impl StockStatus {
+    /// The status of a product as stored.
+    pub fn of(product: &product::Model) -> Self {
+        if product.is_low_stock() {
+            StockStatus::LowStock
+        } else {
+            StockStatus::InStock
+        }
+    }
+}
+
+/// Which products a listing returns.
+#[derive(Clone, Debug, Default)]
+pub struct ProductFilter {
+    /// Matches name or SKU, case-insensitively, anywhere in the text.
+    pub search: Option<String>,
+    /// Only products with this status.
+    pub status: Option<StockStatus>,
+    /// Whether soft-deleted products are listed too.
+    pub include_deleted: bool,
+}
+
+impl ProductFilter {
+    fn apply(&self, mut query: Select<product::Entity>) -> Select<product::Entity> {
+        if !self.include_deleted {
+            query = query.filter(Column::DeletedAt.is_null());
+        }
+        if let Some(search) = self
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let pattern = format!("%{}%", escape_like(&fold_case(search)));
+            query = query.filter(
+                Condition::any()
+                    .add(Column::NameKey.like(LikeExpr::new(pattern.clone()).escape('\\')))
+                    .add(Column::SkuKey.like(LikeExpr::new(pattern).escape('\\'))),
+            );
+        }
+        match self.status {
+            Some(StockStatus::LowStock) => {
+                query = query.filter(Expr::col(Column::Stock).lte(Expr::col(Column::ReorderLevel)))
+            }
+            Some(StockStatus::InStock) => {
+                query = query.filter(Expr::col(Column::Stock).gt(Expr::col(Column::ReorderLevel)))
+            }
+            None => {}
+        }
+        query
+    }
+}
+
+/// Makes `%`, `_` and `\` in user text match themselves in a `LIKE ... ESCAPE '\'` pattern.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// Reads and writes products.
+#[derive(Clone, Debug)]
+pub struct ProductService {
+    database: Database,
+}
+
+impl ProductService {
+    pub(super) fn new(database: Database) -> Self {
+        Self { database }
+    }
+
+    /// A live product by id; `None` when missing or deleted.
+    pub async fn find(&self, id: Uuid) -> Result<Option<product::Model>> {
+        Ok(product::Entity::find_by_id(id)
+            .filter(Column::DeletedAt.is_null())
+            .one(self.database.connection())
+            .await?)
+    }
+
+    /// A product by id, deleted or not (the ledger keeps pointing at deleted products).
+    pub async fn find_including_deleted(&self, id: Uuid) -> Result<Option<product::Model>> {
+        Ok(product::Entity::find_by_id(id)
+            .one(self.database.connection())
+            .await?)
+    }
+
+    /// The live product with this SKU, compared case-insensitively.
+    pub async fn find_by_sku(&self, sku: &str) -> Result<Option<product::Model>> {
+        let key = fold_case(sku.trim());
+        Ok(product::Entity::find()
+            .filter(Column::SkuKey.eq(key))
+            .filter(Column::DeletedAt.is_null())
+            .one(self.database.connection())
+            .await?)
+    }
+
+    /// Up to `limit` products matching `filter`, in id order (creation order, as ids are
+    /// UUIDv7), starting after the product `after`. Keyset pagination: a page costs the same
+    /// at any depth and never skips or repeats a product when others are inserted meanwhile.
+    pub async fn list(
+        &self,
+        filter: &ProductFilter,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<product::Model>> {
+        let mut query = filter.apply(product::Entity::find());
+        if let Some(after) = after {
+            query = query.filter(Column::Id.gt(after));
+        }
+        Ok(query
+            .order_by_asc(Column::Id)
+            .limit(limit)
+            .all(self.database.connection())
+            .await?)
+    }
+
+    /// How many products match `filter`.
+    pub async fn count(&self, filter: &ProductFilter) -> Result<u64> {
+        Ok(filter
+            .apply(product::Entity::find())
+            .count(self.database.connection())
+            .await?)
+    }
+
+    /// Creates a product and records its initial stock as its first movement, in one
+    /// transaction. Fails with `SKU_CONFLICT` when a live product has the SKU in any case.
+    pub async fn create(&self, new: NewProduct, actor: &Actor) -> Result<product::Model> {
+        let created_at = now();
+        let product = product::Model {
+            id: Uuid::now_v7(),
+            name: new.name.as_str().to_owned(),
+            name_key: new.name.search_key(),
+            sku: new.sku.as_str().to_owned(),
+            sku_key: new.sku.key(),
+            stock: new.stock.get(),
+            reorder_level: new.reorder_level.get(),
+            version: 1,
+            created_at,
+            updated_at: created_at,
+            deleted_at: None,
+        };
+        let transaction = self.database.begin_write().await?;
+        let product = product
+            .into_active_model()
+            .reset_all()
+            .insert(&transaction)
+            .await
+            .map_err(|error| Error::from_sku_write(error, new.sku.as_str()))?;
+        stock::record_movement(
+            &transaction,
+            stock::MovementRecord {
+                product: &product,
+                kind: MovementKind::Initial,
+                stock_before: 0,
+                reason: None,
+                actor,
+            },
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(product)
+    }
+
+    /// Changes name, SKU and/or reorder level. With `expected_version`, fails with
+    /// `VERSION_CONFLICT` unless it is the stored version.
+    pub async fn update(
+        &self,
+        id: Uuid,
+        changes: ProductChanges,
+        expected_version: Option<i32>,
+    ) -> Result<product::Model> {
+        if changes.is_empty() {
+            return Err(Error::bad_input(
+                "nothing to update: give at least one of name, sku, reorderLevel",
+            ));
+        }
+        let transaction = self.database.begin_write().await?;
+        let current = lock_live_product(&transaction, id).await?;
+        check_version(&current, expected_version)?;
+        let new_sku = changes.sku.as_ref().map(|sku| sku.as_str().to_owned());
+        let mut row = bump(current);
+        if let Some(name) = changes.name {
+            row.name_key = Set(name.search_key());
+            row.name = Set(name.as_str().to_owned());
+        }
+        if let Some(sku) = changes.sku {
+            row.sku_key = Set(sku.key());
+            row.sku = Set(sku.as_str().to_owned());
+        }
+        if let Some(level) = changes.reorder_level {
+            row.reorder_level = Set(level.get());
+        }
+        let updated = row
+            .update(&transaction)
+            .await
+            .map_err(|error| match &new_sku {
+                Some(sku) => Error::from_sku_write(error, sku),
+                None => Error::from(error),
+            })?;
+        transaction.commit().await?;
+        Ok(updated)
+    }
+
+    /// Soft-deletes a product: it reads as missing and its SKU is free again. Its ledger stays.
+    pub async fn delete(&self, id: Uuid, expected_version: Option<i32>) -> Result<product::Model> {
+        let transaction = self.database.begin_write().await?;
+        let current = lock_live_product(&transaction, id).await?;
+        check_version(&current, expected_version)?;
+        let mut row = bump(current);
+        row.deleted_at = Set(Some(now()));
+        let deleted = row.update(&transaction).await?;
+        transaction.commit().await?;
+        Ok(deleted)
+    }
+
+    /// Brings a soft-deleted product back; `SKU_CONFLICT` when a live product took its SKU
+    /// meanwhile. Restoring a product that is not deleted changes nothing.
+    pub async fn restore(&self, id: Uuid) -> Result<product::Model> {
+        let transaction = self.database.begin_write().await?;
+        let current = lock_product(&transaction, id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        if !current.is_deleted() {
+            return Ok(current);
+        }
+        let sku = current.sku.clone();
+        let mut row = bump(current);
+        row.deleted_at = Set(None);
+        let restored = row
+            .update(&transaction)
+            .await
+            .map_err(|error| Error::from_sku_write(error, &sku))?;
+        transaction.commit().await?;
+        Ok(restored)
+    }
+}
+
+/// `VERSION_CONFLICT` unless `expected` is absent or equals the stored version.
+fn check_version(current: &product::Model, expected: Option<i32>) -> Result<()> {
+    match expected {
+        Some(expected) if expected != current.version => Err(Error::VersionConflict {
+            expected,
+            actual: current.version,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// An update of `current` that advances its version and `updatedAt`, as every change must.
+pub(super) fn bump(current: product::Model) -> product::ActiveModel {
+    let version = current.version + 1;
+    let updated_at = next_change_time(current.updated_at);
+    let mut row = current.into_active_model();
+    row.version = Set(version);
+    row.updated_at = Set(updated_at);
+    row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_wildcards_in_search_text_match_literally() {
+        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
+        assert_eq!(escape_like("plain"), "plain");
+    }
+}

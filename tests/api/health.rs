@@ -1,0 +1,86 @@
+//! Health and readiness probes, GraphiQL, and requests that are not GraphQL at all.
+
+use crate::helpers::TestApp;
+
+on_both_backends!(
+    health_says_ok,
+    ready_is_200_when_the_database_answers,
+    graphiql_is_served_on_get,
+    a_body_that_is_not_a_graphql_request_gets_a_graphql_shaped_bad_input_error,
+    a_syntax_error_gets_bad_user_input,
+);
+
+async fn health_says_ok(app: TestApp) {
+    let response = app
+        .client
+        .get(format!("{}/health", app.address))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "ok");
+}
+
+async fn ready_is_200_when_the_database_answers(app: TestApp) {
+    let response = app
+        .client
+        .get(format!("{}/ready", app.address))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+}
+
+async fn graphiql_is_served_on_get(app: TestApp) {
+    let response = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("graphiql"), "{page}");
+    assert!(page.contains("/graphql/ws"));
+}
+
+async fn a_body_that_is_not_a_graphql_request_gets_a_graphql_shaped_bad_input_error(app: TestApp) {
+    let bodies = [
+        "{ not json",
+        "{\"query\": 42}",
+        // Batches are refused until they can be capped.
+        "[{\"query\": \"{ products { totalCount } }\"}]",
+    ];
+    for body in bodies {
+        let response = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let json: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            json["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{body}"
+        );
+    }
+}
+
+async fn a_syntax_error_gets_bad_user_input(app: TestApp) {
+    for query in ["{ products { ", "", "{ noSuchField }"] {
+        let response = app.graphql(query, serde_json::json!({})).await;
+
+        assert_eq!(
+            response["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{query:?}"
+        );
+        assert_eq!(response["data"], serde_json::Value::Null);
+    }
+}

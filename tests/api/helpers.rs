@@ -1,0 +1,254 @@
+//! `spawn_app()` and typed client helpers shared by every integration test.
+//!
+//! Each test gets its own server on 127.0.0.1 port 0 and its own database: a SQLite file in a
+//! temporary folder, or a new PostgreSQL database named `stockroom_test_<uuid>` on the server
+//! at `STOCKROOM_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432`).
+//! Logs are silent unless `TEST_LOG` is set.
+
+use std::sync::LazyLock;
+
+use clap::Parser;
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+use stockroom::config::{Cli, LogFormat};
+use stockroom::startup::Application;
+use tempfile::TempDir;
+use uuid::Uuid;
+
+/// Which database a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn(TestApp)` once per backend, as `<name>::sqlite` and
+/// `<name>::postgres` (so `cargo test sqlite` runs only the SQLite half).
+macro_rules! on_both_backends {
+    ($($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+                    super::$test(app).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let app = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await;
+                    super::$test(app).await;
+                }
+            }
+        )+
+    };
+}
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var_os("TEST_LOG").is_some() {
+        stockroom::telemetry::init(LogFormat::Pretty, "info", std::io::stdout);
+    } else {
+        stockroom::telemetry::init(LogFormat::Pretty, "info", std::io::sink);
+    }
+});
+
+/// A running server and a client for it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// A pooled HTTP client.
+    pub client: reqwest::Client,
+    _sqlite_folder: Option<TempDir>,
+}
+
+/// Starts a server on a fresh database of `backend`.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    LazyLock::force(&TRACING);
+    let (database_url, sqlite_folder) = match backend {
+        Backend::Sqlite => {
+            let folder = tempfile::tempdir().expect("a temporary folder");
+            let url = format!("sqlite://{}", folder.path().join("stockroom.db").display());
+            (url, Some(folder))
+        }
+        Backend::Postgres => (create_postgres_database().await, None),
+    };
+    let cli = Cli::try_parse_from([
+        "stockroom",
+        "--database-url",
+        &database_url,
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .expect("valid test configuration");
+    let application = Application::build(&cli.config)
+        .await
+        .expect("the application starts");
+    let address = format!(
+        "http://{}",
+        application.local_addr().expect("a bound address")
+    );
+    tokio::spawn(application.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        _sqlite_folder: sqlite_folder,
+    }
+}
+
+fn postgres_server_url() -> String {
+    std::env::var("STOCKROOM_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+async fn create_postgres_database() -> String {
+    let server = postgres_server_url();
+    let name = format!("stockroom_test_{}", Uuid::new_v4().simple());
+    let admin = sea_orm::Database::connect(format!("{server}/postgres"))
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "PostgreSQL tests need a server at {server} (set STOCKROOM_TEST_POSTGRES, or run \
+                 only the SQLite tests with `cargo test sqlite`): {error}"
+            )
+        });
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("CREATE DATABASE");
+    admin.close().await.ok();
+    format!("{server}/{name}")
+}
+
+impl TestApp {
+    /// POSTs a GraphQL request and returns the whole JSON response.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        self.client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("the request is sent")
+            .json()
+            .await
+            .expect("the response is JSON")
+    }
+
+    /// Creates a product and returns it (all fields); panics if creation fails.
+    pub async fn create_product(
+        &self,
+        name: &str,
+        sku: &str,
+        stock: i64,
+        reorder_level: i64,
+    ) -> Value {
+        let response = self
+            .try_create_product(json!({
+                "name": name, "sku": sku, "stock": stock, "reorderLevel": reorder_level
+            }))
+            .await;
+        assert_no_errors(&response);
+        response["data"]["createProduct"].clone()
+    }
+
+    /// Sends `createProduct` with `input` as given.
+    pub async fn try_create_product(&self, input: Value) -> Value {
+        self.graphql(
+            &format!("mutation($input: CreateProductInput!) {{ createProduct(input: $input) {{ {PRODUCT_FIELDS} }} }}"),
+            json!({ "input": input }),
+        )
+        .await
+    }
+
+    /// Sends `addStock` or `reduceStock` (`mutation` names which).
+    pub async fn change_stock(&self, mutation: &str, id: &str, quantity: i64) -> Value {
+        self.graphql(
+            &format!(
+                "mutation($id: ID!, $quantity: Int!) {{ {mutation}(id: $id, quantity: $quantity) {{
+                    success productId newStock product {{ {PRODUCT_FIELDS} }}
+                    movement {{ {MOVEMENT_FIELDS} }} }} }}"
+            ),
+            json!({ "id": id, "quantity": quantity }),
+        )
+        .await
+    }
+
+    /// Sends `addStock`.
+    pub async fn add_stock(&self, id: &str, quantity: i64) -> Value {
+        self.change_stock("addStock", id, quantity).await
+    }
+
+    /// Sends `reduceStock`.
+    pub async fn reduce_stock(&self, id: &str, quantity: i64) -> Value {
+        self.change_stock("reduceStock", id, quantity).await
+    }
+
+    /// The live product with this id, or `Value::Null`.
+    pub async fn product(&self, id: &str) -> Value {
+        let response = self
+            .graphql(
+                &format!("query($id: ID!) {{ product(id: $id) {{ {PRODUCT_FIELDS} }} }}"),
+                json!({ "id": id }),
+            )
+            .await;
+        assert_no_errors(&response);
+        response["data"]["product"].clone()
+    }
+
+    /// Every movement of a product, newest first (walks all pages).
+    pub async fn movements(&self, product_id: &str) -> Vec<Value> {
+        let mut movements = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let response = self
+                .graphql(
+                    &format!(
+                        "query($id: ID!, $after: String) {{ stockMovements(productId: $id, first: 100, after: $after) {{
+                            nodes {{ {MOVEMENT_FIELDS} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+                    ),
+                    json!({ "id": product_id, "after": after }),
+                )
+                .await;
+            assert_no_errors(&response);
+            let page = &response["data"]["stockMovements"];
+            movements.extend(page["nodes"].as_array().expect("nodes").iter().cloned());
+            if !page["pageInfo"]["hasNextPage"]
+                .as_bool()
+                .expect("hasNextPage")
+            {
+                return movements;
+            }
+            after = page["pageInfo"]["endCursor"].clone();
+        }
+    }
+}
+
+/// The product fields the helpers ask for.
+pub const PRODUCT_FIELDS: &str =
+    "id name sku stock reorderLevel status version createdAt updatedAt deletedAt";
+
+/// The movement fields the helpers ask for.
+pub const MOVEMENT_FIELDS: &str =
+    "id productId kind quantity delta stockBefore stockAfter reason actor createdAt";
+
+/// The `extensions.code` of the response's first error, if any.
+pub fn error_code(response: &Value) -> Option<&str> {
+    response["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// Panics with the response when it has errors.
+pub fn assert_no_errors(response: &Value) {
+    assert!(
+        response.get("errors").is_none(),
+        "unexpected errors: {response:#}"
+    );
+}
+
+/// Asserts that the response failed with `code` and returned no data for the operation.
+pub fn assert_error(response: &Value, code: &str) {
+    assert_eq!(error_code(response), Some(code), "response: {response:#}");
+}
+
+/// A product's id as a string.
+pub fn id_of(product: &Value) -> String {
+    product["id"].as_str().expect("an id").to_owned()
+}

@@ -1,0 +1,12 @@
+//! Stockroom's integration tests: one binary, a real server per test on port 0, a real HTTP
+//! client, and a fresh database per test on each backend (see `helpers`).
+
+#[macro_use]
+mod helpers;
+
+mod concurrency;
+mod health;
+mod pagination;
+mod products;
+mod schema;
+mod stock;

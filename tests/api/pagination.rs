@@ -1,0 +1,197 @@
+//! Relay pagination of products and movements, search and filters.
+
+use std::collections::HashSet;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_error, assert_no_errors, id_of};
+
+on_both_backends!(
+    walking_every_page_sees_each_product_once_in_a_stable_order_while_others_are_inserted,
+    page_size_defaults_to_20_and_is_capped_at_100,
+    malformed_cursors_and_negative_page_sizes_are_bad_input,
+    search_matches_name_or_sku_in_any_case_and_treats_wildcards_literally,
+    status_filter_returns_only_products_with_that_status,
+    movements_page_newest_first_with_cursors,
+);
+
+const PAGE: &str = "query($first: Int, $after: String, $search: String, $status: StockStatus) {
+    products(first: $first, after: $after, search: $search, status: $status) {
+        totalCount edges { cursor node { id name sku status } }
+        nodes { id } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }";
+
+async fn create_many(app: &TestApp, prefix: &str, count: usize) -> Vec<String> {
+    futures::stream::iter(0..count)
+        .map(|i| async move {
+            id_of(
+                &app.create_product(&format!("{prefix} {i}"), &format!("{prefix}-{i}"), 10, 1)
+                    .await,
+            )
+        })
+        .buffered(8)
+        .collect()
+        .await
+}
+
+async fn page(app: &TestApp, variables: Value) -> Value {
+    let response = app.graphql(PAGE, variables).await;
+    assert_no_errors(&response);
+    response["data"]["products"].clone()
+}
+
+async fn walking_every_page_sees_each_product_once_in_a_stable_order_while_others_are_inserted(
+    app: TestApp,
+) {
+    let originals: HashSet<String> = create_many(&app, "P", 300).await.into_iter().collect();
+
+    let mut seen = Vec::new();
+    let mut after = Value::Null;
+    let mut pages = 0;
+    loop {
+        let products = page(&app, json!({ "first": 37, "after": after })).await;
+        let edges = products["edges"].as_array().unwrap();
+        assert_eq!(products["nodes"].as_array().unwrap().len(), edges.len());
+        for edge in edges {
+            seen.push(edge["node"]["id"].as_str().unwrap().to_owned());
+        }
+        pages += 1;
+        if pages == 2 {
+            // New products arrive between pages; they must not disturb the walk.
+            create_many(&app, "LATE", 20).await;
+        }
+        if !products["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+            assert_eq!(
+                products["pageInfo"]["endCursor"],
+                edges.last().unwrap()["cursor"]
+            );
+            break;
+        }
+        after = products["pageInfo"]["endCursor"].clone();
+    }
+
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "a product was seen twice");
+    assert!(
+        originals.iter().all(|id| unique.contains(id)),
+        "a product was skipped"
+    );
+    assert_eq!(seen.len(), 320, "late products come at the end, in order");
+    let mut sorted = seen.clone();
+    sorted.sort_by_key(|id| uuid::Uuid::parse_str(id).unwrap());
+    assert_eq!(seen, sorted, "the order is creation (id) order");
+}
+
+async fn page_size_defaults_to_20_and_is_capped_at_100(app: TestApp) {
+    create_many(&app, "S", 120).await;
+
+    let default = page(&app, json!({})).await;
+    assert_eq!(default["edges"].as_array().unwrap().len(), 20);
+    assert_eq!(default["totalCount"], 120);
+    assert_eq!(default["pageInfo"]["hasNextPage"], true);
+    assert_eq!(default["pageInfo"]["hasPreviousPage"], false);
+
+    let capped = page(&app, json!({ "first": 1000 })).await;
+    assert_eq!(capped["edges"].as_array().unwrap().len(), 100);
+
+    let empty = page(&app, json!({ "first": 0 })).await;
+    assert_eq!(empty["edges"], json!([]));
+    assert_eq!(empty["pageInfo"]["endCursor"], Value::Null);
+}
+
+async fn malformed_cursors_and_negative_page_sizes_are_bad_input(app: TestApp) {
+    for variables in [
+        json!({ "after": "definitely-not-a-cursor" }),
+        json!({ "after": "" }),
+        json!({ "first": -1 }),
+    ] {
+        assert_error(&app.graphql(PAGE, variables).await, "BAD_USER_INPUT");
+    }
+}
+
+async fn search_matches_name_or_sku_in_any_case_and_treats_wildcards_literally(app: TestApp) {
+    app.create_product("Blue Widget", "BW-1", 5, 0).await;
+    app.create_product("Red gadget", "RG-1", 5, 0).await;
+    app.create_product("Éclair tin", "ET-1", 5, 0).await;
+    app.create_product("50% off bin", "PCT_1", 5, 0).await;
+
+    let names = |products: &Value| -> Vec<String> {
+        products["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].to_string())
+            .collect()
+    };
+    let count = |products: &Value| products["totalCount"].as_u64().unwrap();
+
+    assert_eq!(count(&page(&app, json!({ "search": "WIDGET" })).await), 1);
+    assert_eq!(count(&page(&app, json!({ "search": "rg-" })).await), 1);
+    assert_eq!(count(&page(&app, json!({ "search": "ÉCLAIR" })).await), 1);
+    assert_eq!(count(&page(&app, json!({ "search": "%" })).await), 1);
+    assert_eq!(count(&page(&app, json!({ "search": "_" })).await), 1);
+    assert_eq!(count(&page(&app, json!({ "search": "nothing" })).await), 0);
+    let all = page(&app, json!({ "search": "  " })).await;
+    assert_eq!(count(&all), 4, "blank search matches everything");
+    assert_eq!(names(&all).len(), 4);
+}
+
+async fn status_filter_returns_only_products_with_that_status(app: TestApp) {
+    app.create_product("Plenty", "ST-1", 50, 5).await;
+    app.create_product("Low", "ST-2", 5, 5).await;
+    app.create_product("Empty", "ST-3", 0, 1).await;
+
+    let low = page(&app, json!({ "status": "LOW_STOCK" })).await;
+    let in_stock = page(&app, json!({ "status": "IN_STOCK" })).await;
+
+    assert_eq!(low["totalCount"], 2);
+    assert!(
+        low["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["node"]["status"] == "LOW_STOCK")
+    );
+    assert_eq!(in_stock["totalCount"], 1);
+    assert_eq!(in_stock["edges"][0]["node"]["sku"], "ST-1");
+}
+
+async fn movements_page_newest_first_with_cursors(app: TestApp) {
+    let product = app.create_product("Busy", "MOV-1", 100, 0).await;
+    let id = id_of(&product);
+    for _ in 0..24 {
+        app.reduce_stock(&id, 1).await;
+    }
+
+    let mut stock_after = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let response = app
+            .graphql(
+                "query($id: ID!, $after: String) { stockMovements(productId: $id, first: 7, after: $after) {
+                    totalCount nodes { stockAfter } pageInfo { hasNextPage endCursor } } }",
+                json!({ "id": id, "after": after }),
+            )
+            .await;
+        assert_no_errors(&response);
+        let page = &response["data"]["stockMovements"];
+        assert_eq!(page["totalCount"], 25);
+        stock_after.extend(
+            page["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["stockAfter"].as_i64().unwrap()),
+        );
+        if !page["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+
+    assert_eq!(
+        stock_after,
+        (76..=100).collect::<Vec<_>>(),
+        "newest first, each once"
+    );
+}
