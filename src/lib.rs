@@ -14,6 +14,8 @@ pub mod error;
 pub mod graphql;
 /// Liveness and readiness probes.
 pub mod health;
+/// The seed's REST facade over the same services.
+pub mod rest;
 /// Business rules and transactions.
 pub mod service;
 /// Building and running the server.

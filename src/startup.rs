@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::database::Database;
 use crate::graphql::{self, AppSchema};
 use crate::health;
+use crate::rest::{self, ApiError};
 use crate::service::Services;
 
 /// Why the server could not start.
@@ -51,6 +52,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .merge(rest::routes())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let route = request
@@ -59,6 +63,14 @@ pub fn router(state: AppState) -> Router {
                 .map(MatchedPath::as_str);
             tracing::info_span!("request", method = %request.method(), route, uri = %request.uri())
         }))
+}
+
+async fn unknown_route() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
 }
 
 /// A bound, ready-to-run server.

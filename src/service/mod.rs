@@ -5,7 +5,7 @@ mod products;
 mod stock;
 
 pub use products::{NewProduct, ProductChanges, ProductFilter, ProductService, StockStatus};
-pub use stock::{MovementPosition, StockChange, StockService};
+pub use stock::{MovementPosition, StockChange, StockDirection, StockService};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};

@@ -38,6 +38,18 @@ pub struct ProductChanges {
     pub reorder_level: Option<StockLevel>,
 }
 
+impl NewProduct {
+    /// Validates raw fields as both transports receive them.
+    pub fn parse(name: &str, sku: &str, stock: i64, reorder_level: i64) -> Result<Self> {
+        Ok(Self {
+            name: ProductName::parse(name)?,
+            sku: Sku::parse(sku)?,
+            stock: StockLevel::parse("stock", stock)?,
+            reorder_level: StockLevel::parse("reorderLevel", reorder_level)?,
+        })
+    }
+}
+
 impl ProductChanges {
     fn is_empty(&self) -> bool {
         self.name.is_none() && self.sku.is_none() && self.reorder_level.is_none()
@@ -54,6 +66,14 @@ pub enum StockStatus {
 }
 
 impl StockStatus {
+    /// The contract's name for the status, as GraphQL and REST show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StockStatus::InStock => "IN_STOCK",
+            StockStatus::LowStock => "LOW_STOCK",
+        }
+    }
+
     /// The status of a product as stored.
     pub fn of(product: &product::Model) -> Self {
         if product.is_low_stock() {

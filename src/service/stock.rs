@@ -28,6 +28,15 @@ pub struct StockChange {
     pub movement: stock_movement::Model,
 }
 
+/// Which way a stock change goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StockDirection {
+    /// Units arrive (`addStock`).
+    Add,
+    /// Units leave (`reduceStock`).
+    Reduce,
+}
+
 /// Where a movement stands in a listing, for keyset pagination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MovementPosition {
@@ -57,44 +66,21 @@ impl StockService {
         Self { database }
     }
 
-    /// Adds units. Fails with `STOCK_LIMIT_EXCEEDED` if stock would pass the cap.
-    pub async fn add(
+    /// Adds or takes `quantity` units in one locked transaction and records the movement.
+    /// Fails with `NOT_FOUND`, `INSUFFICIENT_STOCK` (taking more than is on hand) or
+    /// `STOCK_LIMIT_EXCEEDED` (adding past the cap), changing nothing.
+    pub async fn change(
         &self,
         product_id: Uuid,
+        direction: StockDirection,
         quantity: Quantity,
         reason: Option<Reason>,
         actor: &Actor,
     ) -> Result<StockChange> {
-        self.change(product_id, MovementKind::Add, quantity.get(), reason, actor)
-            .await
-    }
-
-    /// Takes units. Fails with `INSUFFICIENT_STOCK` if fewer are on hand.
-    pub async fn reduce(
-        &self,
-        product_id: Uuid,
-        quantity: Quantity,
-        reason: Option<Reason>,
-        actor: &Actor,
-    ) -> Result<StockChange> {
-        self.change(
-            product_id,
-            MovementKind::Reduce,
-            -quantity.get(),
-            reason,
-            actor,
-        )
-        .await
-    }
-
-    async fn change(
-        &self,
-        product_id: Uuid,
-        kind: MovementKind,
-        delta: i64,
-        reason: Option<Reason>,
-        actor: &Actor,
-    ) -> Result<StockChange> {
+        let (kind, delta) = match direction {
+            StockDirection::Add => (MovementKind::Add, quantity.get()),
+            StockDirection::Reduce => (MovementKind::Reduce, -quantity.get()),
+        };
         let transaction = self.database.begin_write().await?;
         let current = lock_live_product(&transaction, product_id).await?;
         let stock_before = current.stock;

@@ -252,3 +252,68 @@ pub fn assert_error(response: &Value, code: &str) {
 pub fn id_of(product: &Value) -> String {
     product["id"].as_str().expect("an id").to_owned()
 }
+
+/// A REST response: status and JSON body (`Value::Null` when the body is not JSON).
+pub struct RestResponse {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl TestApp {
+    /// Sends a REST request with an optional JSON body.
+    pub async fn rest(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> RestResponse {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the request is sent");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        RestResponse { status, body }
+    }
+
+    /// Sends a REST request with a raw body and content type.
+    pub async fn rest_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> RestResponse {
+        let response = self
+            .client
+            .request(method, format!("{}{path}", self.address))
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("the request is sent");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        RestResponse { status, body }
+    }
+}
+
+/// Asserts the contract's REST error: the status, and `{ "error": true, "message", "code" }`.
+pub fn assert_rest_error(response: &RestResponse, status: u16, code: &str) {
+    assert_eq!(response.status, status, "body: {:#}", response.body);
+    assert_eq!(response.body["error"], true, "body: {:#}", response.body);
+    assert_eq!(response.body["code"], code, "body: {:#}", response.body);
+    assert!(
+        response.body["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert_eq!(
+        response.body.as_object().map(|o| o.len()),
+        Some(3),
+        "only error, message, code"
+    );
+}

@@ -8,5 +8,6 @@ mod concurrency;
 mod health;
 mod pagination;
 mod products;
+mod rest;
 mod schema;
 mod stock;

@@ -5,6 +5,7 @@ use async_graphql::{Context, ID, Object, Result};
 use crate::domain::{Quantity, Reason};
 use crate::graphql::context::ContextExt;
 use crate::graphql::types::{StockChange, parse_id};
+use crate::service::StockDirection;
 
 /// Changing stock.
 #[derive(Default)]
@@ -21,15 +22,7 @@ impl StockMutation {
         #[graphql(desc = "Units to add: at least 1.")] quantity: i32,
         #[graphql(desc = "Why, for the ledger (at most 500 characters).")] reason: Option<String>,
     ) -> Result<StockChange> {
-        let id = parse_id(&id)?;
-        let quantity = Quantity::parse(quantity.into())?;
-        let reason = Reason::parse(reason.as_deref())?;
-        let services = ctx.services()?;
-        let change = services
-            .stock
-            .add(id, quantity, reason, ctx.actor()?)
-            .await?;
-        Ok(StockChange(change))
+        change_stock(ctx, StockDirection::Add, &id, quantity, reason).await
     }
 
     /// Takes units from a product's stock and records the movement. Never takes stock below
@@ -42,14 +35,24 @@ impl StockMutation {
         #[graphql(desc = "Units to take: at least 1.")] quantity: i32,
         #[graphql(desc = "Why, for the ledger (at most 500 characters).")] reason: Option<String>,
     ) -> Result<StockChange> {
-        let id = parse_id(&id)?;
-        let quantity = Quantity::parse(quantity.into())?;
-        let reason = Reason::parse(reason.as_deref())?;
-        let services = ctx.services()?;
-        let change = services
-            .stock
-            .reduce(id, quantity, reason, ctx.actor()?)
-            .await?;
-        Ok(StockChange(change))
+        change_stock(ctx, StockDirection::Reduce, &id, quantity, reason).await
     }
+}
+
+async fn change_stock(
+    ctx: &Context<'_>,
+    direction: StockDirection,
+    id: &ID,
+    quantity: i32,
+    reason: Option<String>,
+) -> Result<StockChange> {
+    let id = parse_id(id)?;
+    let quantity = Quantity::parse(quantity.into())?;
+    let reason = Reason::parse(reason.as_deref())?;
+    let services = ctx.services()?;
+    let change = services
+        .stock
+        .change(id, direction, quantity, reason, ctx.actor()?)
+        .await?;
+    Ok(StockChange(change))
 }

@@ -137,12 +137,12 @@ pub struct CreateProductInput {
 impl CreateProductInput {
     /// Validates every field.
     pub fn parse(self) -> crate::error::Result<NewProduct> {
-        Ok(NewProduct {
-            name: ProductName::parse(&self.name)?,
-            sku: Sku::parse(&self.sku)?,
-            stock: StockLevel::parse("stock", self.stock.into())?,
-            reorder_level: StockLevel::parse("reorderLevel", self.reorder_level.into())?,
-        })
+        NewProduct::parse(
+            &self.name,
+            &self.sku,
+            self.stock.into(),
+            self.reorder_level.into(),
+        )
     }
 }
 

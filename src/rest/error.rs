@@ -1,0 +1,125 @@
+//! REST errors: the contract's body `{ "error": true, "message", "code" }` with a status code
+//! for every domain error, and for every way a request can be malformed.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// An error answered in the contract's REST shape.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: bool,
+    message: &'a str,
+    code: &'a str,
+}
+
+impl ApiError {
+    /// A `400 BAD_USER_INPUT`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "BAD_USER_INPUT",
+            message: message.into(),
+        }
+    }
+
+    /// A `405` for a known path asked with the wrong method.
+    pub fn method_not_allowed() -> Self {
+        Self {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "BAD_USER_INPUT",
+            message: "this endpoint does not accept that method".to_owned(),
+        }
+    }
+
+    /// A `404 NOT_FOUND` for a path that names nothing.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "NOT_FOUND",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let status = match &error {
+            Error::BadUserInput(_)
+            | Error::InsufficientStock { .. }
+            | Error::StockLimitExceeded => StatusCode::BAD_REQUEST,
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::SkuConflict(_) | Error::VersionConflict { .. } => StatusCode::CONFLICT,
+            Error::Internal(source) => {
+                tracing::error!(error = %source, details = ?source, "request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        Self {
+            status,
+            code: error.code(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let message = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                "expected a JSON body with `Content-Type: application/json`".to_owned()
+            }
+            JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON".to_owned(),
+            // serde's own words name the field and what was wrong with it, e.g.
+            // "quantity: invalid type: floating point `1.5`, expected i32".
+            JsonRejection::JsonDataError(error) => format!(
+                "invalid request body: {}",
+                innermost_cause(error).replace(
+                    "expected i32",
+                    "expected a whole number from -2147483648 to 2147483647"
+                )
+            ),
+            JsonRejection::BytesRejection(_) => "the body could not be read".to_owned(),
+            _ => "the body could not be read".to_owned(),
+        };
+        let status = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self {
+            status,
+            code: "BAD_USER_INPUT",
+            message,
+        }
+    }
+}
+
+fn innermost_cause(error: &dyn std::error::Error) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: true,
+            message: &self.message,
+            code: self.code,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}

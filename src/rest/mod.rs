@@ -1,0 +1,23 @@
+//! The seed's REST facade: five endpoints over the same services as GraphQL, with the
+//! contract's JSON bodies and status codes.
+
+mod error;
+mod extract;
+mod products;
+
+pub use error::ApiError;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+
+use crate::startup::AppState;
+
+/// The REST routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/products", post(products::create))
+        .route("/products/{id}", get(products::get))
+        .route("/products/{id}/status", get(products::status))
+        .route("/products/{id}/add", put(products::add_stock))
+        .route("/products/{id}/reduce", put(products::reduce_stock))
+}

@@ -1,0 +1,173 @@
+//! `/products` handlers: parse the request, call the service, shape the answer.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::ApiError;
+use super::extract::{JsonBody, product_id};
+use crate::domain::{Quantity, Reason};
+use crate::entity::product;
+use crate::error::Error;
+use crate::service::{Actor, NewProduct, Services, StockChange, StockDirection, StockStatus};
+
+/// A product as the API shows it (the same fields and formats as GraphQL's `Product`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductBody {
+    id: String,
+    name: String,
+    sku: String,
+    stock: i64,
+    reorder_level: i64,
+    status: &'static str,
+    version: i32,
+    created_at: String,
+    updated_at: String,
+    deleted_at: Option<String>,
+}
+
+impl From<product::Model> for ProductBody {
+    fn from(product: product::Model) -> Self {
+        Self {
+            id: product.id.to_string(),
+            status: StockStatus::of(&product).as_str(),
+            created_at: product.created_at.to_rfc3339(),
+            updated_at: product.updated_at.to_rfc3339(),
+            deleted_at: product.deleted_at.map(|at| at.to_rfc3339()),
+            name: product.name,
+            sku: product.sku,
+            stock: product.stock,
+            reorder_level: product.reorder_level,
+            version: product.version,
+        }
+    }
+}
+
+/// `POST /products`. Integer fields are GraphQL `Int`s: anything else is a 400.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateProductRequest {
+    name: String,
+    sku: String,
+    #[serde(default)]
+    stock: i32,
+    #[serde(default)]
+    reorder_level: i32,
+}
+
+/// `PUT /products/:id/add` and `/reduce`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StockChangeRequest {
+    quantity: i32,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The seed's answer to a stock change.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockChangeBody {
+    success: bool,
+    product_id: String,
+    new_stock: i64,
+}
+
+impl From<StockChange> for StockChangeBody {
+    fn from(change: StockChange) -> Self {
+        Self {
+            success: true,
+            product_id: change.product.id.to_string(),
+            new_stock: change.product.stock,
+        }
+    }
+}
+
+/// `GET /products/:id/status`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductStatusBody {
+    sku: String,
+    stock: i64,
+    reorder_level: i64,
+    status: &'static str,
+}
+
+/// Creates a product: `201` with the product.
+pub async fn create(
+    State(services): State<Services>,
+    JsonBody(request): JsonBody<CreateProductRequest>,
+) -> Result<(StatusCode, Json<ProductBody>), ApiError> {
+    let new = NewProduct::parse(
+        &request.name,
+        &request.sku,
+        request.stock.into(),
+        request.reorder_level.into(),
+    )?;
+    let product = services.products.create(new, &Actor::anonymous()).await?;
+    Ok((StatusCode::CREATED, Json(product.into())))
+}
+
+/// A live product, or `404`.
+pub async fn get(
+    State(services): State<Services>,
+    Path(id): Path<String>,
+) -> Result<Json<ProductBody>, ApiError> {
+    let product = services.products.find(product_id(&id)?).await?;
+    Ok(Json(product.ok_or(Error::NotFound)?.into()))
+}
+
+/// A live product's `{ sku, stock, reorderLevel, status }`, or `404`.
+pub async fn status(
+    State(services): State<Services>,
+    Path(id): Path<String>,
+) -> Result<Json<ProductStatusBody>, ApiError> {
+    let product = services
+        .products
+        .find(product_id(&id)?)
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(Json(ProductStatusBody {
+        status: StockStatus::of(&product).as_str(),
+        sku: product.sku,
+        stock: product.stock,
+        reorder_level: product.reorder_level,
+    }))
+}
+
+/// Adds stock: `200 { success, productId, newStock }`.
+pub async fn add_stock(
+    State(services): State<Services>,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<StockChangeRequest>,
+) -> Result<Json<StockChangeBody>, ApiError> {
+    change_stock(&services, StockDirection::Add, &id, request).await
+}
+
+/// Reduces stock: `200 { success, productId, newStock }`, or `400` with "Not enough stock
+/// available" when short.
+pub async fn reduce_stock(
+    State(services): State<Services>,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<StockChangeRequest>,
+) -> Result<Json<StockChangeBody>, ApiError> {
+    change_stock(&services, StockDirection::Reduce, &id, request).await
+}
+
+async fn change_stock(
+    services: &Services,
+    direction: StockDirection,
+    id: &str,
+    request: StockChangeRequest,
+) -> Result<Json<StockChangeBody>, ApiError> {
+    let id = product_id(id)?;
+    let quantity = Quantity::parse(request.quantity.into())?;
+    let reason = Reason::parse(request.reason.as_deref())?;
+    let change = services
+        .stock
+        .change(id, direction, quantity, reason, &Actor::anonymous())
+        .await?;
+    Ok(Json(change.into()))
+}
