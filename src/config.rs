@@ -77,6 +77,10 @@ pub struct Config {
     /// SQLite only: how long a writer waits for the write lock before failing (e.g. `10s`).
     #[arg(long, env = "STOCKROOM_SQLITE_BUSY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub sqlite_busy_timeout: Duration,
+
+    /// How many events a live subscriber may fall behind before it is cut off (and told).
+    #[arg(long, env = "STOCKROOM_EVENT_BUFFER", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub event_buffer: u32,
 }
 
 impl Config {

@@ -74,6 +74,14 @@ impl Database {
             .await
     }
 
+    /// Whether this is PostgreSQL (else SQLite).
+    pub fn is_postgres(&self) -> bool {
+        matches!(
+            self.connection.get_database_backend(),
+            sea_orm::DbBackend::Postgres
+        )
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.connection.ping().await

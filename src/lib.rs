@@ -10,6 +10,8 @@ pub mod domain;
 pub mod entity;
 /// The domain error type and its contract codes.
 pub mod error;
+/// The event bus: publish after commit, subscribe as a stream.
+pub mod events;
 /// The GraphQL transport: schema, resolvers, HTTP endpoints.
 pub mod graphql;
 /// Liveness and readiness probes.

@@ -10,6 +10,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::database::Database;
+use crate::events::EventBus;
 use crate::graphql::{self, AppSchema};
 use crate::health;
 use crate::rest::{self, ApiError};
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
             "/graphql",
             get(graphql::graphiql).post(graphql::graphql_handler),
         )
+        .route("/graphql/ws", get(graphql::graphql_ws))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .merge(rest::routes())
@@ -77,6 +79,7 @@ async fn method_not_allowed() -> ApiError {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    services: Services,
 }
 
 impl Application {
@@ -89,7 +92,14 @@ impl Application {
         if !config.no_migrate {
             database.migrate().await.map_err(StartupError::Migration)?;
         }
-        let services = Services::new(database);
+        let events = if database.is_postgres() {
+            EventBus::postgres(&config.database_url, config.event_buffer as usize)
+                .await
+                .map_err(StartupError::Database)?
+        } else {
+            EventBus::in_process(config.event_buffer as usize)
+        };
+        let services = Services::new(database, events);
         let schema = graphql::build_schema(services.clone());
         let listener =
             TcpListener::bind(config.listen)
@@ -100,13 +110,22 @@ impl Application {
                 })?;
         Ok(Self {
             listener,
-            router: router(AppState { services, schema }),
+            router: router(AppState {
+                services: services.clone(),
+                schema,
+            }),
+            services,
         })
     }
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The services the server runs on (tests use them to look inside).
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests and returns.

@@ -3,8 +3,8 @@
 use sea_orm::entity::prelude::*;
 
 /// One stock change as recorded. `delta` is signed, so a product's stock is the sum of the
-/// deltas of its movements.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+/// deltas of its movements. Serializable because it travels inside events between instances.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "stock_movements")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -22,7 +22,17 @@ pub struct Model {
 }
 
 /// What caused a movement, stored as text.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[derive(
+    Copy,
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    EnumIter,
+    DeriveActiveEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum MovementKind {
     /// The stock a product was created with.

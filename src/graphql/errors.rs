@@ -10,6 +10,7 @@ use async_graphql::{Response, ServerError};
 use std::sync::Arc;
 
 use crate::error::Error;
+use crate::events::SubscriptionLost;
 
 /// Sets `extensions.code` on every error of every response: the domain error's code when a
 /// resolver failed, else `BAD_USER_INPUT` (what remains are async-graphql's own parse,
@@ -54,7 +55,21 @@ fn set_code(error: &mut ServerError) {
         // The full story goes to the log; the client sees only "internal error".
         tracing::error!(error = %source, details = ?source, path = ?error.path, "request failed");
     }
+    let lost = source
+        .as_deref()
+        .and_then(|source| source.downcast_ref::<SubscriptionLost>());
     let extensions = error.extensions.get_or_insert_with(Default::default);
+    if let Some(lost) = lost {
+        // Not a failure of the request: the client must subscribe again to stay current.
+        extensions.set("code", "INTERNAL");
+        extensions.set("resubscribe", true);
+        let reason = match lost {
+            SubscriptionLost::Lagged(_) => "LAGGED",
+            SubscriptionLost::Interrupted => "INTERRUPTED",
+        };
+        extensions.set("reason", reason);
+        return;
+    }
     let Some(domain_error) = domain_error else {
         if extensions.get("code").is_none() {
             extensions.set("code", "BAD_USER_INPUT");

@@ -5,11 +5,14 @@ mod errors;
 mod http;
 mod mutation;
 mod query;
+mod subscription;
 pub mod types;
+mod ws;
 
 pub use http::{graphiql, graphql_handler};
+pub use ws::graphql_ws;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use crate::service::Services;
 
@@ -21,8 +24,12 @@ pub struct Query(query::ProductQuery, query::MovementQuery);
 #[derive(MergedObject, Default)]
 pub struct Mutation(mutation::ProductMutation, mutation::StockMutation);
 
+/// Every subscription, merged from the per-domain roots.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(subscription::StockSubscription);
+
 /// Stockroom's executable schema.
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// The schema with its services, ready to execute requests.
 pub fn build_schema(services: Services) -> AppSchema {
@@ -34,7 +41,11 @@ pub fn sdl() -> String {
     schema_builder().finish().sdl()
 }
 
-fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .extension(errors::ContractErrorCodes)
+fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .extension(errors::ContractErrorCodes)
 }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::database::Database;
 use crate::entity::product;
 use crate::error::{Error, Result};
+use crate::events::EventBus;
 
 /// Every service, built once at start and shared by all transports.
 #[derive(Clone, Debug)]
@@ -23,21 +24,28 @@ pub struct Services {
     /// Stock changes and the ledger.
     pub stock: StockService,
     database: Database,
+    events: EventBus,
 }
 
 impl Services {
-    /// Builds the services over one database.
-    pub fn new(database: Database) -> Self {
+    /// Builds the services over one database, publishing committed changes on `events`.
+    pub fn new(database: Database, events: EventBus) -> Self {
         Self {
-            products: ProductService::new(database.clone()),
-            stock: StockService::new(database.clone()),
+            products: ProductService::new(database.clone(), events.clone()),
+            stock: StockService::new(database.clone(), events.clone()),
             database,
+            events,
         }
     }
 
     /// The database underneath, for readiness checks.
     pub fn database(&self) -> &Database {
         &self.database
+    }
+
+    /// The event bus, for subscriptions.
+    pub fn events(&self) -> &EventBus {
+        &self.events
     }
 }
 
@@ -49,6 +57,9 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// The longest subject recorded, in characters (it travels in every event).
+    pub const MAX_SUBJECT_CHARS: usize = 200;
+
     /// The caller when no authentication is configured.
     pub fn anonymous() -> Self {
         Self {

@@ -13,6 +13,7 @@ use crate::domain::{ProductName, Sku, StockLevel, fold_case};
 use crate::entity::product::{self, Column};
 use crate::entity::stock_movement::MovementKind;
 use crate::error::{Error, Result};
+use crate::events::{EventBus, StockEvent};
 
 /// A product to create, already validated.
 #[derive(Clone, Debug)]
@@ -142,11 +143,12 @@ fn escape_like(text: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct ProductService {
     database: Database,
+    events: EventBus,
 }
 
 impl ProductService {
-    pub(super) fn new(database: Database) -> Self {
-        Self { database }
+    pub(super) fn new(database: Database, events: EventBus) -> Self {
+        Self { database, events }
     }
 
     /// A live product by id; `None` when missing or deleted.
@@ -226,7 +228,7 @@ impl ProductService {
             .insert(&transaction)
             .await
             .map_err(|error| Error::from_sku_write(error, new.sku.as_str()))?;
-        stock::record_movement(
+        let movement = stock::record_movement(
             &transaction,
             stock::MovementRecord {
                 product: &product,
@@ -237,12 +239,14 @@ impl ProductService {
             },
         )
         .await?;
-        transaction.commit().await?;
+        let event = StockEvent::new(None, &product, Some(movement));
+        self.events.commit(transaction, vec![event]).await?;
         Ok(product)
     }
 
     /// Changes name, SKU and/or reorder level. With `expected_version`, fails with
-    /// `VERSION_CONFLICT` unless it is the stored version.
+    /// `VERSION_CONFLICT` unless it is the stored version. A new reorder level that leaves the
+    /// product `LOW_STOCK` is published as a `lowStock` event.
     pub async fn update(
         &self,
         id: Uuid,
@@ -258,7 +262,8 @@ impl ProductService {
         let current = lock_live_product(&transaction, id).await?;
         check_version(&current, expected_version)?;
         let new_sku = changes.sku.as_ref().map(|sku| sku.as_str().to_owned());
-        let mut row = bump(current);
+        let reorder_level_changed = changes.reorder_level.is_some();
+        let mut row = bump(current.clone());
         if let Some(name) = changes.name {
             row.name_key = Set(name.search_key());
             row.name = Set(name.as_str().to_owned());
@@ -277,7 +282,11 @@ impl ProductService {
                 Some(sku) => Error::from_sku_write(error, sku),
                 None => Error::from(error),
             })?;
-        transaction.commit().await?;
+        let mut events = Vec::new();
+        if reorder_level_changed && updated.is_low_stock() {
+            events.push(StockEvent::new(Some(&current), &updated, None));
+        }
+        self.events.commit(transaction, events).await?;
         Ok(updated)
     }
 

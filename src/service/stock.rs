@@ -18,6 +18,7 @@ use crate::domain::{MAX_STOCK, Quantity, Reason};
 use crate::entity::product;
 use crate::entity::stock_movement::{self, MovementKind};
 use crate::error::{Error, Result};
+use crate::events::{EventBus, StockEvent};
 
 /// The outcome of a successful stock change: the product after it and its movement.
 #[derive(Clone, Debug)]
@@ -59,11 +60,12 @@ impl From<&stock_movement::Model> for MovementPosition {
 #[derive(Clone, Debug)]
 pub struct StockService {
     database: Database,
+    events: EventBus,
 }
 
 impl StockService {
-    pub(super) fn new(database: Database) -> Self {
-        Self { database }
+    pub(super) fn new(database: Database, events: EventBus) -> Self {
+        Self { database, events }
     }
 
     /// Adds or takes `quantity` units in one locked transaction and records the movement.
@@ -86,7 +88,7 @@ impl StockService {
         let stock_before = current.stock;
         let stock_after = checked_stock(stock_before, delta)?;
 
-        let mut row = bump(current);
+        let mut row = bump(current.clone());
         row.stock = Set(stock_after);
         let product = row.update(&transaction).await?;
         let movement = record_movement(
@@ -100,7 +102,8 @@ impl StockService {
             },
         )
         .await?;
-        transaction.commit().await?;
+        let event = StockEvent::new(Some(&current), &product, Some(movement.clone()));
+        self.events.commit(transaction, vec![event]).await?;
         Ok(StockChange { product, movement })
     }
 

@@ -11,6 +11,7 @@ use clap::Parser;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use stockroom::config::{Cli, LogFormat};
+use stockroom::service::Services;
 use stockroom::startup::Application;
 use tempfile::TempDir;
 use uuid::Uuid;
@@ -58,6 +59,10 @@ pub struct TestApp {
     pub address: String,
     /// A pooled HTTP client.
     pub client: reqwest::Client,
+    /// The server's services, to look inside (e.g. count subscribers).
+    pub services: Services,
+    /// The database the server uses.
+    pub database_url: String,
     _sqlite_folder: Option<TempDir>,
 }
 
@@ -72,10 +77,24 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         }
         Backend::Postgres => (create_postgres_database().await, None),
     };
+    let mut app = start_server(&database_url).await;
+    app._sqlite_folder = sqlite_folder;
+    app
+}
+
+impl TestApp {
+    /// Starts a second server on this one's database, as a second instance behind a load
+    /// balancer would be.
+    pub async fn spawn_another_instance(&self) -> TestApp {
+        start_server(&self.database_url).await
+    }
+}
+
+async fn start_server(database_url: &str) -> TestApp {
     let cli = Cli::try_parse_from([
         "stockroom",
         "--database-url",
-        &database_url,
+        database_url,
         "--listen",
         "127.0.0.1:0",
     ])
@@ -87,11 +106,14 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         "http://{}",
         application.local_addr().expect("a bound address")
     );
+    let services = application.services().clone();
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
         client: reqwest::Client::new(),
-        _sqlite_folder: sqlite_folder,
+        services,
+        database_url: database_url.to_owned(),
+        _sqlite_folder: None,
     }
 }
 

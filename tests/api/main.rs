@@ -11,3 +11,5 @@ mod products;
 mod rest;
 mod schema;
 mod stock;
+mod subscriptions;
+mod ws;

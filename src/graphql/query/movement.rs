@@ -44,7 +44,7 @@ impl MovementQuery {
                 .into_iter()
                 .map(|movement| StockMovementEdge {
                     cursor: MovementCursor((&movement).into()).encode(),
-                    node: StockMovement(movement),
+                    node: StockMovement::new(movement),
                 })
                 .collect(),
             page_info,

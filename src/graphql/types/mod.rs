@@ -1,10 +1,12 @@
 //! The GraphQL object, input and enum types, each wrapping a service value.
 
+mod event;
 mod movement;
 mod pagination;
 mod product;
 mod stock_change;
 
+pub use event::LowStockEvent;
 pub use movement::{MovementKind, StockMovement, StockMovementConnection, StockMovementEdge};
 pub use pagination::{Cursor, MovementCursor, PageInfo, PageRequest, ProductCursor, finish_page};
 pub use product::{

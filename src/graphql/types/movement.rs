@@ -4,12 +4,33 @@ use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::{PageInfo, Product, to_int};
-use crate::entity::stock_movement;
+use crate::entity::{product, stock_movement};
 use crate::error::Error;
 use crate::graphql::context::ContextExt;
 
-/// An entry of the append-only stock ledger.
-pub struct StockMovement(pub stock_movement::Model);
+/// An entry of the append-only stock ledger, with its product when that is already at hand.
+pub struct StockMovement {
+    movement: stock_movement::Model,
+    product: Option<product::Model>,
+}
+
+impl StockMovement {
+    /// A movement whose product is loaded when asked for.
+    pub fn new(movement: stock_movement::Model) -> Self {
+        Self {
+            movement,
+            product: None,
+        }
+    }
+
+    /// A movement together with its product as of the change (events, stock changes).
+    pub fn with_product(movement: stock_movement::Model, product: product::Model) -> Self {
+        Self {
+            movement,
+            product: Some(product),
+        }
+    }
+}
 
 /// One stock change, as the ledger recorded it. A product's stock is always the sum of its
 /// movements' `delta`s.
@@ -17,20 +38,24 @@ pub struct StockMovement(pub stock_movement::Model);
 impl StockMovement {
     /// Its id (a time-ordered UUID).
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.movement.id.to_string())
     }
 
     /// The product whose stock moved.
     async fn product_id(&self) -> ID {
-        ID(self.0.product_id.to_string())
+        ID(self.movement.product_id.to_string())
     }
 
-    /// The product whose stock moved, as it is now (also when it has been deleted since).
+    /// The product whose stock moved: as the change left it in a stock change's result or an
+    /// event, else as it is now (also when it has been deleted since).
     async fn product(&self, ctx: &Context<'_>) -> Result<Product> {
+        if let Some(product) = &self.product {
+            return Ok(Product(product.clone()));
+        }
         let product = ctx
             .services()?
             .products
-            .find_including_deleted(self.0.product_id)
+            .find_including_deleted(self.movement.product_id)
             .await?
             .ok_or_else(|| Error::internal("a movement points at a missing product"))?;
         Ok(Product(product))
@@ -38,47 +63,47 @@ impl StockMovement {
 
     /// What caused it.
     async fn kind(&self) -> MovementKind {
-        self.0.kind.into()
+        self.movement.kind.into()
     }
 
     /// Units moved (always positive; see `kind` or `delta` for the direction).
     async fn quantity(&self) -> Result<i32> {
-        Ok(to_int(self.0.delta.abs())?)
+        Ok(to_int(self.movement.delta.abs())?)
     }
 
     /// The signed change: positive for additions, negative for reductions.
     async fn delta(&self) -> Result<i32> {
-        Ok(to_int(self.0.delta)?)
+        Ok(to_int(self.movement.delta)?)
     }
 
     /// Stock just before.
     async fn stock_before(&self) -> Result<i32> {
-        Ok(to_int(self.0.stock_before)?)
+        Ok(to_int(self.movement.stock_before)?)
     }
 
     /// Stock just after.
     async fn stock_after(&self) -> Result<i32> {
-        Ok(to_int(self.0.stock_after)?)
+        Ok(to_int(self.movement.stock_after)?)
     }
 
     /// Why, as the caller said.
     async fn reason(&self) -> Option<&str> {
-        self.0.reason.as_deref()
+        self.movement.reason.as_deref()
     }
 
     /// The idempotency key the change was made with, if any.
     async fn idempotency_key(&self) -> Option<&str> {
-        self.0.idempotency_key.as_deref()
+        self.movement.idempotency_key.as_deref()
     }
 
     /// Who made the change.
     async fn actor(&self) -> &str {
-        &self.0.actor
+        &self.movement.actor
     }
 
     /// When it was committed.
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.movement.created_at
     }
 }
 

@@ -34,6 +34,6 @@ impl StockChange {
 
     /// The ledger entry the change recorded.
     async fn movement(&self) -> StockMovement {
-        StockMovement(self.0.movement.clone())
+        StockMovement::with_product(self.0.movement.clone(), self.0.product.clone())
     }
 }

@@ -1,0 +1,199 @@
+//! The event bus: stock events leave the services only after commit, and reach every
+//! subscriber of every server instance.
+//!
+//! - **PostgreSQL**: events are sent with `pg_notify` *inside* the transaction that makes the
+//!   change. PostgreSQL delivers a notification only when its transaction commits, and delivers
+//!   them in commit order, so a rolled-back change never produces an event and every instance's
+//!   listener (see [`postgres`]) sees one product's events in the order they happened.
+//! - **SQLite** (one process): events are broadcast in-process right after commit, while a lock
+//!   keeps commit-and-publish in the same order for every writer.
+//!
+//! Either way, subscribers read from one in-process `broadcast` channel: a slow subscriber never
+//! holds up the others, and one that falls more than the channel's capacity behind is told so
+//! (its stream ends with [`SubscriptionLost::Lagged`]) rather than silently skipped.
+
+mod payload;
+mod postgres;
+
+pub use payload::{ProductSnapshot, StockEvent};
+
+use std::sync::Arc;
+
+use futures::Stream;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
+use tokio::sync::{Mutex, broadcast};
+
+/// The PostgreSQL channel events travel on.
+pub const CHANNEL: &str = "stockroom_events";
+
+/// What the in-process channel carries.
+#[derive(Clone, Debug)]
+enum BusMessage {
+    /// A committed change.
+    Event(Arc<StockEvent>),
+    /// Events may have been lost (the PostgreSQL listener lost its connection).
+    Gap,
+}
+
+/// Why a subscription ended early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubscriptionLost {
+    /// The subscriber read too slowly and this many events passed it by.
+    #[error("this subscription fell {0} events behind and was closed; subscribe again")]
+    Lagged(u64),
+    /// The server's connection to the event source dropped; events may have been missed.
+    #[error("the event stream was interrupted and events may have been missed; subscribe again")]
+    Interrupted,
+}
+
+/// Publishes committed changes and hands out subscriptions.
+#[derive(Clone, Debug)]
+pub struct EventBus {
+    sender: broadcast::Sender<BusMessage>,
+    delivery: Delivery,
+}
+
+#[derive(Clone, Debug)]
+enum Delivery {
+    /// Broadcast after commit; the mutex keeps publish order equal to commit order.
+    InProcess { commit_order: Arc<Mutex<()>> },
+    /// `pg_notify` inside the transaction; the listener task broadcasts what arrives.
+    Postgres,
+}
+
+impl EventBus {
+    /// A bus for a single process (SQLite). `capacity` is how many events a subscriber may
+    /// fall behind before it is cut off.
+    pub fn in_process(capacity: usize) -> Self {
+        Self {
+            sender: broadcast::channel(capacity).0,
+            delivery: Delivery::InProcess {
+                commit_order: Arc::new(Mutex::new(())),
+            },
+        }
+    }
+
+    /// A bus shared by every instance on one PostgreSQL database. Starts listening before it
+    /// returns, so no event committed after that is missed.
+    pub async fn postgres(database_url: &str, capacity: usize) -> Result<Self, DbErr> {
+        let sender = broadcast::channel(capacity).0;
+        postgres::start_listener(database_url, sender.clone()).await?;
+        Ok(Self {
+            sender,
+            delivery: Delivery::Postgres,
+        })
+    }
+
+    /// Commits `transaction` and publishes `events`, which describe what it changed. Events are
+    /// published only if the commit succeeds.
+    pub async fn commit(
+        &self,
+        transaction: DatabaseTransaction,
+        events: Vec<StockEvent>,
+    ) -> Result<(), DbErr> {
+        match &self.delivery {
+            Delivery::Postgres => {
+                for event in &events {
+                    transaction
+                        .execute_raw(Statement::from_sql_and_values(
+                            DbBackend::Postgres,
+                            "SELECT pg_notify($1, $2)",
+                            [CHANNEL.into(), event.to_payload().into()],
+                        ))
+                        .await?;
+                }
+                transaction.commit().await
+            }
+            Delivery::InProcess { commit_order } => {
+                let _in_order = commit_order.lock().await;
+                transaction.commit().await?;
+                for event in events {
+                    // An error only means nobody is subscribed right now.
+                    let _ = self.sender.send(BusMessage::Event(Arc::new(event)));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Every event from now on, in commit order per product. The stream ends with an error if
+    /// the subscriber falls too far behind or events may have been lost.
+    pub fn subscribe(
+        &self,
+    ) -> impl Stream<Item = Result<Arc<StockEvent>, SubscriptionLost>> + use<> {
+        let receiver = self.sender.subscribe();
+        futures::stream::unfold(Some(receiver), |receiver| async move {
+            let mut receiver = receiver?;
+            let item = match receiver.recv().await {
+                Ok(BusMessage::Event(event)) => Ok(event),
+                Ok(BusMessage::Gap) => Err(SubscriptionLost::Interrupted),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    Err(SubscriptionLost::Lagged(missed))
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            // After an error the stream ends: the subscriber must know it has a hole.
+            let next = item.is_ok().then_some(receiver);
+            Some((item, next))
+        })
+    }
+
+    /// How many subscriptions are open on this instance.
+    pub fn subscriber_count(&self) -> usize {
+        self.sender.receiver_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    fn event(stock: i64) -> Arc<StockEvent> {
+        Arc::new(payload::tests::sample_event(stock))
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_told_and_its_stream_ends() {
+        let bus = EventBus::in_process(4);
+        let mut slow = Box::pin(bus.subscribe());
+        let mut keeping_up = Box::pin(bus.subscribe());
+
+        for stock in 0..10 {
+            bus.sender.send(BusMessage::Event(event(stock))).unwrap();
+            // The other subscriber reads as events come and misses nothing.
+            assert_eq!(
+                keeping_up.next().await.unwrap().unwrap().product.stock,
+                stock
+            );
+        }
+
+        assert_eq!(slow.next().await, Some(Err(SubscriptionLost::Lagged(6))));
+        assert_eq!(slow.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_gap_ends_every_subscription_with_an_interruption() {
+        let bus = EventBus::in_process(8);
+        let mut subscription = Box::pin(bus.subscribe());
+
+        bus.sender.send(BusMessage::Gap).unwrap();
+
+        assert_eq!(
+            subscription.next().await,
+            Some(Err(SubscriptionLost::Interrupted))
+        );
+        assert_eq!(subscription.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn dropping_a_subscription_frees_its_receiver() {
+        let bus = EventBus::in_process(8);
+        let subscription = bus.subscribe();
+        assert_eq!(bus.subscriber_count(), 1);
+
+        drop(subscription);
+
+        assert_eq!(bus.subscriber_count(), 0);
+    }
+}

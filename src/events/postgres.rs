@@ -1,0 +1,65 @@
+//! The PostgreSQL listener: one `LISTEN` connection per instance that feeds every local
+//! subscriber, and that reconnects (and says so) when the connection drops.
+
+use std::time::Duration;
+
+use sea_orm::DbErr;
+use sea_orm::sqlx::postgres::PgListener;
+use tokio::sync::broadcast;
+
+use super::{BusMessage, CHANNEL, StockEvent};
+
+/// The `application_name` of the listener's connection, so operators can find it.
+pub const LISTENER_APPLICATION_NAME: &str = "stockroom-listener";
+
+/// Connects, `LISTEN`s, and spawns the task that forwards notifications to `sender`.
+pub(super) async fn start_listener(
+    database_url: &str,
+    sender: broadcast::Sender<BusMessage>,
+) -> Result<(), DbErr> {
+    let separator = if database_url.contains('?') { '&' } else { '?' };
+    let url = format!("{database_url}{separator}application_name={LISTENER_APPLICATION_NAME}");
+    let mut listener = PgListener::connect(&url)
+        .await
+        .map_err(|error| DbErr::Custom(format!("cannot start the event listener: {error}")))?;
+    listener
+        .listen(CHANNEL)
+        .await
+        .map_err(|error| DbErr::Custom(format!("cannot LISTEN for events: {error}")))?;
+    tokio::spawn(forward(listener, sender));
+    Ok(())
+}
+
+async fn forward(mut listener: PgListener, sender: broadcast::Sender<BusMessage>) {
+    let mut retry_delay = Duration::from_millis(100);
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                retry_delay = Duration::from_millis(100);
+                match serde_json::from_str::<StockEvent>(notification.payload()) {
+                    Ok(event) => {
+                        // An error only means nobody is subscribed right now.
+                        let _ = sender.send(BusMessage::Event(event.into()));
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "ignoring an event that does not parse");
+                    }
+                }
+            }
+            // sqlx has already reconnected and re-subscribed; what was sent meanwhile is lost,
+            // so every subscriber is told.
+            Ok(None) => {
+                tracing::warn!(
+                    "the event listener lost its PostgreSQL connection and reconnected; subscribers may have missed events and are being closed"
+                );
+                let _ = sender.send(BusMessage::Gap);
+            }
+            Err(error) => {
+                tracing::warn!(%error, retry_in = ?retry_delay, "the event listener cannot reach PostgreSQL; retrying");
+                let _ = sender.send(BusMessage::Gap);
+                tokio::time::sleep(retry_delay).await;
+                retry_delay = (retry_delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

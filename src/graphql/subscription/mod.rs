@@ -1,0 +1,5 @@
+//! Subscription roots, merged into the schema's `Subscription`.
+
+mod stock;
+
+pub use stock::StockSubscription;
