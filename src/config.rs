@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::auth::AuthSettings;
 use crate::database::DatabaseSettings;
+use crate::domain::Role;
+use crate::graphql::GraphqlSettings;
 
 /// Stockroom: an inventory service with a GraphQL API that keeps stock correct under any
 /// concurrency.
@@ -23,12 +26,24 @@ pub struct Cli {
 }
 
 /// Stockroom's subcommands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Subcommand)]
+#[derive(Clone, Debug, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Run the API server (the default).
     Serve,
     /// Print the GraphQL schema (SDL) to standard output.
     Schema,
+    /// Print a bearer token signed with the configured secret.
+    Token {
+        /// The caller's role.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// The caller's identity (recorded as the actor of its stock changes).
+        #[arg(long)]
+        subject: String,
+        /// How long the token is valid (e.g. `1h`, `30m`, `7d`).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
 }
 
 /// Settings of the server, shared by every subcommand.
@@ -78,6 +93,100 @@ pub struct Config {
     #[arg(long, env = "STOCKROOM_SQLITE_BUSY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub sqlite_busy_timeout: Duration,
 
+    /// Secret that signs bearer tokens (HS256). Without one the server runs in open mode: every
+    /// caller is an admin, and only loopback addresses may be listened on.
+    #[arg(
+        long,
+        env = "STOCKROOM_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_secret: Option<String>,
+
+    /// When set, tokens must carry this issuer (`iss`).
+    #[arg(long, env = "STOCKROOM_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+
+    /// When set, tokens must carry this audience (`aud`).
+    #[arg(long, env = "STOCKROOM_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+
+    /// Deepest GraphQL selection accepted.
+    #[arg(
+        long,
+        env = "STOCKROOM_MAX_QUERY_DEPTH",
+        default_value_t = 12,
+        global = true
+    )]
+    pub max_query_depth: usize,
+
+    /// Highest GraphQL query complexity accepted (each field costs 1; list fields multiply
+    /// their selection by their `first`).
+    #[arg(
+        long,
+        env = "STOCKROOM_MAX_QUERY_COMPLEXITY",
+        default_value_t = 5000,
+        global = true
+    )]
+    pub max_query_complexity: usize,
+
+    /// Most aliased fields in one GraphQL document.
+    #[arg(
+        long,
+        env = "STOCKROOM_MAX_ALIASES",
+        default_value_t = 30,
+        global = true
+    )]
+    pub max_aliases: usize,
+
+    /// Most root fields in one GraphQL operation.
+    #[arg(
+        long,
+        env = "STOCKROOM_MAX_ROOT_FIELDS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub max_root_fields: usize,
+
+    /// Most operations in one batched GraphQL request.
+    #[arg(
+        long,
+        env = "STOCKROOM_MAX_BATCH_SIZE",
+        default_value_t = 10,
+        global = true
+    )]
+    pub max_batch_size: usize,
+
+    /// Largest request body accepted, in bytes; larger ones get `413`.
+    #[arg(long, env = "STOCKROOM_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Longest a request may take before it is answered with `408` (e.g. `30s`).
+    #[arg(long, env = "STOCKROOM_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub request_timeout: Duration,
+
+    /// PostgreSQL only: longest a single SQL statement may run (e.g. `10s`).
+    #[arg(long, env = "STOCKROOM_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub db_statement_timeout: Duration,
+
+    /// Turn off GraphQL introspection (and "did you mean" suggestions with it).
+    #[arg(long, env = "STOCKROOM_NO_INTROSPECTION", global = true)]
+    pub no_introspection: bool,
+
+    /// Do not serve GraphiQL on `GET /graphql`.
+    #[arg(long, env = "STOCKROOM_NO_GRAPHIQL", global = true)]
+    pub no_graphiql: bool,
+
+    /// Origins allowed to call the API from a browser (comma-separated, e.g.
+    /// `https://shop.example.com`). None by default: same-origin only.
+    #[arg(
+        long,
+        env = "STOCKROOM_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_allowed_origins: Vec<String>,
+
     /// How many events a live subscriber may fall behind before it is cut off (and told).
     #[arg(long, env = "STOCKROOM_EVENT_BUFFER", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub event_buffer: u32,
@@ -90,7 +199,30 @@ impl Config {
             url: self.database_url.clone(),
             max_connections: self.db_max_connections,
             acquire_timeout: self.db_acquire_timeout,
+            statement_timeout: self.db_statement_timeout,
             sqlite_busy_timeout: self.sqlite_busy_timeout,
+        }
+    }
+
+    /// The authentication part of the configuration.
+    pub fn auth(&self) -> AuthSettings {
+        AuthSettings {
+            secret: self.jwt_secret.clone().filter(|secret| !secret.is_empty()),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+        }
+    }
+
+    /// The GraphQL limits part of the configuration.
+    pub fn graphql(&self) -> GraphqlSettings {
+        GraphqlSettings {
+            max_depth: self.max_query_depth,
+            max_complexity: self.max_query_complexity,
+            max_aliases: self.max_aliases,
+            max_root_fields: self.max_root_fields,
+            max_batch_size: self.max_batch_size,
+            introspection: !self.no_introspection,
+            graphiql: !self.no_graphiql,
         }
     }
 }

@@ -17,6 +17,8 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// How long a request may wait for a pooled connection.
     pub acquire_timeout: Duration,
+    /// PostgreSQL: the longest one statement may run.
+    pub statement_timeout: Duration,
     /// How long a SQLite writer waits for the write lock before giving up.
     pub sqlite_busy_timeout: Duration,
 }
@@ -40,6 +42,8 @@ impl Database {
             // A ping before every checkout doubles the round trips of short requests; broken
             // connections surface as errors and are replaced by the pool.
             .test_before_acquire(false)
+            // A stuck statement fails with a clear error instead of hanging its request.
+            .statement_timeout(settings.statement_timeout)
             // WAL lets readers run beside the single writer; writers queue on the busy timeout
             // instead of failing with "database is locked".
             .map_sqlx_sqlite_opts(move |sqlite| {

@@ -44,6 +44,18 @@ pub enum Error {
     #[error("stock cannot exceed {}", crate::domain::MAX_STOCK)]
     StockLimitExceeded,
 
+    /// No valid credentials came with a request that needs them.
+    #[error("{0}")]
+    Unauthenticated(String),
+
+    /// The caller's role does not allow the operation.
+    #[error("{0}")]
+    Forbidden(String),
+
+    /// The database did not answer in time (pool exhausted or statement timeout).
+    #[error("the database did not answer in time; try again")]
+    Unavailable,
+
     /// Anything unexpected: database failures, broken invariants. Logged, never shown.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -59,7 +71,9 @@ impl Error {
             Error::InsufficientStock { .. } => "INSUFFICIENT_STOCK",
             Error::VersionConflict { .. } => "VERSION_CONFLICT",
             Error::StockLimitExceeded => "STOCK_LIMIT_EXCEEDED",
-            Error::Internal(_) => "INTERNAL",
+            Error::Unauthenticated(_) => "UNAUTHENTICATED",
+            Error::Forbidden(_) => "FORBIDDEN",
+            Error::Unavailable | Error::Internal(_) => "INTERNAL",
         }
     }
 
@@ -87,6 +101,13 @@ impl Error {
 
 impl From<DbErr> for Error {
     fn from(error: DbErr) -> Self {
+        let timed_out = matches!(error, DbErr::ConnectionAcquire(_))
+            // PostgreSQL's `statement_timeout` cancels with SQLSTATE 57014.
+            || error.to_string().contains("canceling statement due to statement timeout");
+        if timed_out {
+            tracing::warn!(%error, "the database did not answer in time");
+            return Error::Unavailable;
+        }
         Error::Internal(Box::new(error))
     }
 }

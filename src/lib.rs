@@ -1,5 +1,7 @@
 //! Stockroom: an inventory service whose stock stays correct under any concurrency.
 
+/// Bearer tokens, callers, and which role each operation needs.
+pub mod auth;
 /// Command line and environment configuration.
 pub mod config;
 /// The database connection and the one way to begin a write.

@@ -1,11 +1,12 @@
-//! The `stockroom` binary: parse the configuration, then serve or print the schema.
+//! The `stockroom` binary: parse the configuration, then serve, print the schema, or mint a
+//! token.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use stockroom::config::{Cli, Command};
 use stockroom::startup::Application;
-use stockroom::{graphql, telemetry};
+use stockroom::{auth, graphql, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -14,6 +15,18 @@ async fn main() -> ExitCode {
         Command::Schema => {
             print!("{}", graphql::sdl());
             ExitCode::SUCCESS
+        }
+        Command::Token { role, subject, ttl } => {
+            match auth::mint(&cli.config.auth(), role, &subject, ttl) {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("stockroom token: {error}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Serve => {
             telemetry::init(cli.config.log_format, "info", std::io::stdout);

@@ -1,17 +1,25 @@
-//! Building and running the application: database, migrations, router, graceful shutdown.
+//! Building and running the application: database, migrations, events, router, limits,
+//! graceful shutdown.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{FromRef, MatchedPath, Request};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::database::Database;
 use crate::events::EventBus;
-use crate::graphql::{self, AppSchema};
+use crate::graphql::{self, AppSchema, GraphqlSettings};
 use crate::health;
 use crate::rest::{self, ApiError};
 use crate::service::Services;
@@ -33,6 +41,16 @@ pub enum StartupError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// No secret is configured, yet the address is reachable from other machines.
+    #[error(
+        "refusing to listen on {0} without authentication: with no STOCKROOM_JWT_SECRET every \
+         caller is an admin. Set STOCKROOM_JWT_SECRET (or --jwt-secret) to a long random value, \
+         or listen on a loopback address such as 127.0.0.1"
+    )]
+    OpenModeOnPublicAddress(SocketAddr),
+    /// A CORS origin is not a valid header value.
+    #[error("invalid CORS origin '{0}'")]
+    InvalidCorsOrigin(String),
 }
 
 /// What every HTTP handler can reach.
@@ -42,14 +60,29 @@ pub struct AppState {
     pub services: Services,
     /// The GraphQL schema.
     pub schema: AppSchema,
+    /// Turns credentials into callers.
+    pub authenticator: Authenticator,
+    /// Limits and switches of the GraphQL endpoint.
+    pub graphql: GraphqlSettings,
+}
+
+/// Request-level limits applied to every route.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Longest a request may take.
+    pub request_timeout: Duration,
+    /// Origins allowed to call from a browser; empty means same-origin only.
+    pub cors_allowed_origins: Vec<HeaderValue>,
 }
 
 /// The HTTP routes over `state`, shared by `main` and the tests.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, limits: &HttpLimits) -> Router {
     Router::new()
         .route(
             "/graphql",
-            get(graphql::graphiql).post(graphql::graphql_handler),
+            get(graphql::graphql_get).post(graphql::graphql_post),
         )
         .route("/graphql/ws", get(graphql::graphql_ws))
         .route("/health", get(health::health))
@@ -58,6 +91,14 @@ pub fn router(state: AppState) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        // Layers run bottom-up for a request: trace, CORS, timeout, then the body limit.
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(axum::middleware::map_response(with_contract_body))
+        .layer(cors(&limits.cors_allowed_origins))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let route = request
                 .extensions()
@@ -65,6 +106,35 @@ pub fn router(state: AppState) -> Router {
                 .map(MatchedPath::as_str);
             tracing::info_span!("request", method = %request.method(), route, uri = %request.uri())
         }))
+}
+
+/// Gives the plain-text `413` and `408` answers of the limit layers the contract's error body
+/// (our own handlers answer those in JSON already).
+async fn with_contract_body(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|content_type| content_type.as_bytes().starts_with(b"application/json"));
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE if !is_json => ApiError::payload_too_large().into_response(),
+        StatusCode::REQUEST_TIMEOUT if !is_json => ApiError::timed_out().into_response(),
+        _ => response,
+    }
+}
+
+/// Same-origin only unless origins are configured.
+fn cors(allowed_origins: &[HeaderValue]) -> CorsLayer {
+    if allowed_origins.is_empty() {
+        return CorsLayer::new();
+    }
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed_origins.iter().cloned()))
+        .allow_methods([Method::GET, Method::POST, Method::PUT])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("idempotency-key"),
+        ])
 }
 
 async fn unknown_route() -> ApiError {
@@ -83,9 +153,33 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to and migrates the database, then binds the listen address (port 0 picks a
-    /// free port: see [`Application::local_addr`]).
+    /// Checks the configuration, connects to and migrates the database, starts the event bus,
+    /// then binds the listen address (port 0 picks a free port: see
+    /// [`Application::local_addr`]).
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        let authenticator = Authenticator::new(&config.auth());
+        if authenticator.is_open() {
+            if !config.listen.ip().is_loopback() {
+                return Err(StartupError::OpenModeOnPublicAddress(config.listen));
+            }
+            tracing::warn!(
+                "no STOCKROOM_JWT_SECRET: running in open mode, every caller is an admin \
+                 (fine for local development only)"
+            );
+        }
+        let limits = HttpLimits {
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: config.request_timeout,
+            cors_allowed_origins: config
+                .cors_allowed_origins
+                .iter()
+                .map(|origin| {
+                    HeaderValue::from_str(origin)
+                        .map_err(|_| StartupError::InvalidCorsOrigin(origin.clone()))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+
         let database = Database::connect(&config.database())
             .await
             .map_err(StartupError::Database)?;
@@ -100,7 +194,8 @@ impl Application {
             EventBus::in_process(config.event_buffer as usize)
         };
         let services = Services::new(database, events);
-        let schema = graphql::build_schema(services.clone());
+        let graphql = config.graphql();
+        let schema = graphql::build_schema(services.clone(), &graphql);
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -108,12 +203,15 @@ impl Application {
                     address: config.listen,
                     source,
                 })?;
+        let state = AppState {
+            services: services.clone(),
+            schema,
+            authenticator,
+            graphql,
+        };
         Ok(Self {
             listener,
-            router: router(AppState {
-                services: services.clone(),
-                schema,
-            }),
+            router: router(state, &limits),
             services,
         })
     }

@@ -1,9 +1,11 @@
 //! Validated domain values. Each `parse` is the one place its rule lives; transports hand raw
 //! input to them and services only ever see values that passed.
 
+mod actor;
 mod product;
 mod stock;
 
+pub use actor::{Actor, Role};
 pub use product::{ProductName, Sku, fold_case};
 pub use stock::{Quantity, Reason, StockLevel};
 

@@ -147,6 +147,7 @@ pub(super) mod tests {
             .unwrap();
         let actor = Actor {
             subject: wide(Actor::MAX_SUBJECT_CHARS),
+            role: crate::domain::Role::Admin,
         };
         let mut event = sample_event(i64::from(i32::MAX));
         event.product.name = name.as_str().to_owned();

@@ -2,6 +2,7 @@
 
 use async_graphql::Context;
 
+use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::service::{Actor, Services};
 
@@ -9,7 +10,9 @@ use crate::service::{Actor, Services};
 pub trait ContextExt {
     /// The services, put into the schema when it was built.
     fn services(&self) -> Result<&Services>;
-    /// The caller of this request.
+    /// The caller of this request, authenticated or not.
+    fn caller(&self) -> Result<&Caller>;
+    /// The authenticated caller of this request (`UNAUTHENTICATED` without one).
     fn actor(&self) -> Result<&Actor>;
 }
 
@@ -19,8 +22,12 @@ impl ContextExt for Context<'_> {
             .map_err(|_| Error::internal("the schema was built without services"))
     }
 
+    fn caller(&self) -> Result<&Caller> {
+        self.data::<Caller>()
+            .map_err(|_| Error::internal("the request carries no caller"))
+    }
+
     fn actor(&self) -> Result<&Actor> {
-        self.data::<Actor>()
-            .map_err(|_| Error::internal("the request carries no actor"))
+        self.caller()?.actor()
     }
 }

@@ -1,40 +1,160 @@
-//! `POST /graphql` and GraphiQL on `GET /graphql`.
+//! `/graphql` over HTTP: `POST` runs queries and mutations (batches capped), `GET` runs
+//! queries only (or serves GraphiQL to a browser). Credentials are checked before anything runs.
 
 use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse, Request};
 use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::State;
-use axum::http::StatusCode;
+use async_graphql_axum::{GraphQLBatchRequest, GraphQLRequest, GraphQLResponse};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::AppSchema;
-use crate::service::Actor;
+use super::{AppSchema, GraphqlSettings};
+use crate::auth::Authenticator;
+use crate::error::Error;
 
-/// Executes one GraphQL request. A body that is not a GraphQL request gets a GraphQL-shaped
-/// `BAD_USER_INPUT` error, not the framework's plain-text rejection.
-pub async fn graphql_handler(
+/// `POST /graphql`: one operation, or a batch of at most `max_batch_size`.
+pub async fn graphql_post(
     State(schema): State<AppSchema>,
+    State(authenticator): State<Authenticator>,
+    State(settings): State<GraphqlSettings>,
+    headers: HeaderMap,
+    request: Result<GraphQLBatchRequest, GraphQLRejection>,
+) -> Response {
+    let caller = match authenticator.authenticate(authorization(&headers)) {
+        Ok(caller) => caller,
+        Err(error) => return unauthorized(&error),
+    };
+    let batch = match request {
+        Ok(request) => request.into_inner(),
+        Err(rejection) => return rejection_response(rejection),
+    };
+    if let BatchRequest::Batch(requests) = &batch
+        && requests.len() > settings.max_batch_size
+    {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            &format!(
+                "a batch may hold at most {} operations (got {})",
+                settings.max_batch_size,
+                requests.len()
+            ),
+        );
+    }
+    let response: BatchResponse = schema.execute_batch(batch.data(caller)).await;
+    GraphQLResponse::from(response).into_response()
+}
+
+/// `GET /graphql`: GraphiQL for a browser, or a query from the URL. Mutations (and
+/// subscriptions) are refused over GET, so a link or an image tag can never change stock.
+pub async fn graphql_get(
+    State(schema): State<AppSchema>,
+    State(authenticator): State<Authenticator>,
+    State(settings): State<GraphqlSettings>,
+    headers: HeaderMap,
+    RawQuery(raw_query): RawQuery,
     request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
-    match request {
-        Ok(request) => {
-            let request = request.into_inner().data(Actor::anonymous());
-            GraphQLResponse::from(schema.execute(request).await).into_response()
-        }
-        Err(rejection) => {
-            let body = serde_json::json!({
-                "errors": [{
-                    "message": format!("invalid GraphQL request: {}", rejection.0),
-                    "extensions": { "code": "BAD_USER_INPUT" },
-                }]
-            });
-            (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
-        }
+    if raw_query.as_deref().is_none_or(str::is_empty) {
+        return if settings.graphiql {
+            graphiql().into_response()
+        } else {
+            error_response(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "GraphiQL is switched off; send queries with POST",
+            )
+        };
     }
+    let caller = match authenticator.authenticate(authorization(&headers)) {
+        Ok(caller) => caller,
+        Err(error) => return unauthorized(&error),
+    };
+    let request = match request {
+        Ok(request) => request.into_inner(),
+        Err(rejection) => return rejection_response(rejection),
+    };
+    if !is_query(&request) {
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_USER_INPUT",
+            "only queries may be sent with GET; send mutations and subscriptions with POST",
+        );
+    }
+    GraphQLResponse::from(schema.execute(request.data(caller)).await).into_response()
+}
+
+/// Whether the operation a request would run is a query. A document that does not parse
+/// counts as a query: executing it just reports the syntax error.
+fn is_query(request: &Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return true;
+    };
+    let mut operations = document.operations.iter();
+    let selected = match &request.operation_name {
+        Some(name) => {
+            operations.find(|(operation, _)| operation.is_some_and(|op| op.as_str() == name))
+        }
+        None => operations.next(),
+    };
+    selected.is_none_or(|(_, operation)| operation.node.ty == OperationType::Query)
+}
+
+/// The request's `Authorization` header, if any.
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(|value| value.to_str().unwrap_or_default())
+}
+
+/// The `401` answer to credentials that do not verify.
+fn unauthorized(error: &Error) -> Response {
+    let mut response = error_response(StatusCode::UNAUTHORIZED, error.code(), &error.to_string());
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// A body that is not a GraphQL request: a GraphQL-shaped error, never the framework's text.
+fn rejection_response(rejection: GraphQLRejection) -> Response {
+    use async_graphql::ParseRequestError;
+    let status = match &rejection.0 {
+        ParseRequestError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ParseRequestError::Io(error) if is_length_limit(error) => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "the request body is too large".to_owned()
+    } else {
+        format!("invalid GraphQL request: {}", rejection.0)
+    };
+    error_response(status, "BAD_USER_INPUT", &message)
+}
+
+fn is_length_limit(error: &std::io::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = error.get_ref().map(|e| e as _);
+    while let Some(current) = cause {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
+}
+
+/// A GraphQL-shaped error response: `{ "errors": [{ "message", "extensions": { "code" } }] }`.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code } }]
+    });
+    (status, axum::Json(body)).into_response()
 }
 
 /// The GraphiQL explorer, wired to `/graphql` and `/graphql/ws`.
-pub async fn graphiql() -> Html<String> {
+fn graphiql() -> Html<String> {
     Html(
         GraphiQLSource::build()
             .endpoint("/graphql")

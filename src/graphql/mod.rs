@@ -2,14 +2,16 @@
 
 pub mod context;
 mod errors;
+mod guard;
 mod http;
+mod limits;
 mod mutation;
 mod query;
 mod subscription;
 pub mod types;
 mod ws;
 
-pub use http::{graphiql, graphql_handler};
+pub use http::{graphql_get, graphql_post};
 pub use ws::graphql_ws;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
@@ -31,9 +33,40 @@ pub struct Subscription(subscription::StockSubscription);
 /// Stockroom's executable schema.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
-/// The schema with its services, ready to execute requests.
-pub fn build_schema(services: Services) -> AppSchema {
-    schema_builder().data(services).finish()
+/// Limits and switches of the GraphQL endpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct GraphqlSettings {
+    /// Deepest selection accepted.
+    pub max_depth: usize,
+    /// Highest complexity accepted.
+    pub max_complexity: usize,
+    /// Most aliased fields in a document.
+    pub max_aliases: usize,
+    /// Most root fields in an operation.
+    pub max_root_fields: usize,
+    /// Most operations in a batch.
+    pub max_batch_size: usize,
+    /// Whether introspection (and "did you mean" suggestions) are on.
+    pub introspection: bool,
+    /// Whether `GET /graphql` serves GraphiQL.
+    pub graphiql: bool,
+}
+
+/// The schema with its services and limits, ready to execute requests.
+pub fn build_schema(services: Services, settings: &GraphqlSettings) -> AppSchema {
+    let mut builder = schema_builder()
+        .data(services)
+        .limit_depth(settings.max_depth)
+        .limit_complexity(settings.max_complexity)
+        .extension(limits::DocumentLimits {
+            max_aliases: settings.max_aliases,
+            max_root_fields: settings.max_root_fields,
+        });
+    if !settings.introspection {
+        // Suggestions would leak the schema that introspection hides.
+        builder = builder.disable_introspection().disable_suggestions();
+    }
+    builder.finish()
 }
 
 /// The schema in SDL, as `stockroom schema` prints it and `schema.graphql` holds it.

@@ -34,6 +34,24 @@ impl ApiError {
         }
     }
 
+    /// A `413` for a body over the size limit.
+    pub fn payload_too_large() -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "BAD_USER_INPUT",
+            message: "the request body is too large".to_owned(),
+        }
+    }
+
+    /// A `408` for a request that took longer than the request timeout.
+    pub fn timed_out() -> Self {
+        Self {
+            status: StatusCode::REQUEST_TIMEOUT,
+            code: "INTERNAL",
+            message: "the request took too long and was stopped".to_owned(),
+        }
+    }
+
     /// A `405` for a known path asked with the wrong method.
     pub fn method_not_allowed() -> Self {
         Self {
@@ -61,6 +79,9 @@ impl From<Error> for ApiError {
             | Error::StockLimitExceeded => StatusCode::BAD_REQUEST,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::SkuConflict(_) | Error::VersionConflict { .. } => StatusCode::CONFLICT,
+            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(source) => {
                 tracing::error!(error = %source, details = ?source, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -120,6 +141,13 @@ impl IntoResponse for ApiError {
             message: &self.message,
             code: self.code,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

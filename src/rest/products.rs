@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use super::extract::{JsonBody, product_id};
-use crate::domain::{Quantity, Reason};
+use crate::auth::Caller;
+use crate::auth::policy::authorize;
+use crate::domain::{Actor, Quantity, Reason};
 use crate::entity::product;
 use crate::error::Error;
-use crate::service::{Actor, NewProduct, Services, StockChange, StockDirection, StockStatus};
+use crate::service::{NewProduct, Services, StockChange, StockDirection, StockStatus};
 
 /// A product as the API shows it (the same fields and formats as GraphQL's `Product`).
 #[derive(Serialize)]
@@ -98,23 +100,27 @@ pub struct ProductStatusBody {
 /// Creates a product: `201` with the product.
 pub async fn create(
     State(services): State<Services>,
+    caller: Caller,
     JsonBody(request): JsonBody<CreateProductRequest>,
 ) -> Result<(StatusCode, Json<ProductBody>), ApiError> {
+    let actor = authorize(&caller, "createProduct")?;
     let new = NewProduct::parse(
         &request.name,
         &request.sku,
         request.stock.into(),
         request.reorder_level.into(),
     )?;
-    let product = services.products.create(new, &Actor::anonymous()).await?;
+    let product = services.products.create(new, actor).await?;
     Ok((StatusCode::CREATED, Json(product.into())))
 }
 
 /// A live product, or `404`.
 pub async fn get(
     State(services): State<Services>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ProductBody>, ApiError> {
+    authorize(&caller, "product")?;
     let product = services.products.find(product_id(&id)?).await?;
     Ok(Json(product.ok_or(Error::NotFound)?.into()))
 }
@@ -122,8 +128,10 @@ pub async fn get(
 /// A live product's `{ sku, stock, reorderLevel, status }`, or `404`.
 pub async fn status(
     State(services): State<Services>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ProductStatusBody>, ApiError> {
+    authorize(&caller, "productStatus")?;
     let product = services
         .products
         .find(product_id(&id)?)
@@ -140,24 +148,29 @@ pub async fn status(
 /// Adds stock: `200 { success, productId, newStock }`.
 pub async fn add_stock(
     State(services): State<Services>,
+    caller: Caller,
     Path(id): Path<String>,
     JsonBody(request): JsonBody<StockChangeRequest>,
 ) -> Result<Json<StockChangeBody>, ApiError> {
-    change_stock(&services, StockDirection::Add, &id, request).await
+    let actor = authorize(&caller, "addStock")?;
+    change_stock(&services, actor, StockDirection::Add, &id, request).await
 }
 
 /// Reduces stock: `200 { success, productId, newStock }`, or `400` with "Not enough stock
 /// available" when short.
 pub async fn reduce_stock(
     State(services): State<Services>,
+    caller: Caller,
     Path(id): Path<String>,
     JsonBody(request): JsonBody<StockChangeRequest>,
 ) -> Result<Json<StockChangeBody>, ApiError> {
-    change_stock(&services, StockDirection::Reduce, &id, request).await
+    let actor = authorize(&caller, "reduceStock")?;
+    change_stock(&services, actor, StockDirection::Reduce, &id, request).await
 }
 
 async fn change_stock(
     services: &Services,
+    actor: &Actor,
     direction: StockDirection,
     id: &str,
     request: StockChangeRequest,
@@ -167,7 +180,7 @@ async fn change_stock(
     let reason = Reason::parse(request.reason.as_deref())?;
     let change = services
         .stock
-        .change(id, direction, quantity, reason, &Actor::anonymous())
+        .change(id, direction, quantity, reason, actor)
         .await?;
     Ok(Json(change.into()))
 }

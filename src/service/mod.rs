@@ -11,6 +11,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
+pub use crate::domain::Actor;
+
 use crate::database::Database;
 use crate::entity::product;
 use crate::error::{Error, Result};
@@ -46,25 +48,6 @@ impl Services {
     /// The event bus, for subscriptions.
     pub fn events(&self) -> &EventBus {
         &self.events
-    }
-}
-
-/// Who is making a change; recorded as the `actor` of every movement.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Actor {
-    /// The caller's identity.
-    pub subject: String,
-}
-
-impl Actor {
-    /// The longest subject recorded, in characters (it travels in every event).
-    pub const MAX_SUBJECT_CHARS: usize = 200;
-
-    /// The caller when no authentication is configured.
-    pub fn anonymous() -> Self {
-        Self {
-            subject: "anonymous".to_owned(),
-        }
     }
 }
 

@@ -49,12 +49,7 @@ async fn graphiql_is_served_on_get(app: TestApp) {
 }
 
 async fn a_body_that_is_not_a_graphql_request_gets_a_graphql_shaped_bad_input_error(app: TestApp) {
-    let bodies = [
-        "{ not json",
-        "{\"query\": 42}",
-        // Batches are refused until they can be capped.
-        "[{\"query\": \"{ products { totalCount } }\"}]",
-    ];
+    let bodies = ["{ not json", "{\"query\": 42}", "[{\"query\": 42}]"];
     for body in bodies {
         let response = app
             .client

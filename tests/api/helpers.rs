@@ -10,7 +10,9 @@ use std::sync::LazyLock;
 use clap::Parser;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
+use stockroom::auth::AuthSettings;
 use stockroom::config::{Cli, LogFormat};
+use stockroom::domain::Role;
 use stockroom::service::Services;
 use stockroom::startup::Application;
 use tempfile::TempDir;
@@ -26,6 +28,23 @@ pub enum Backend {
 /// Runs each named `async fn(TestApp)` once per backend, as `<name>::sqlite` and
 /// `<name>::postgres` (so `cargo test sqlite` runs only the SQLite half).
 macro_rules! on_both_backends {
+    (secured: $($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let app = crate::helpers::spawn_secured_app(crate::helpers::Backend::Sqlite).await;
+                    super::$test(app).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let app = crate::helpers::spawn_secured_app(crate::helpers::Backend::Postgres).await;
+                    super::$test(app).await;
+                }
+            }
+        )+
+    };
     ($($test:ident),+ $(,)?) => {
         $(
             mod $test {
@@ -63,11 +82,53 @@ pub struct TestApp {
     pub services: Services,
     /// The database the server uses.
     pub database_url: String,
+    /// The bearer token the helpers send, if any.
+    pub token: Option<String>,
+    extra_args: Vec<String>,
     _sqlite_folder: Option<TempDir>,
 }
 
-/// Starts a server on a fresh database of `backend`.
+/// Starts a server on a fresh database of `backend`, in open mode (every caller is admin).
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// The secret, issuer and audience of [`spawn_secured_app`].
+pub fn test_auth() -> AuthSettings {
+    AuthSettings {
+        secret: Some("a-test-secret-that-is-long-enough".into()),
+        issuer: Some("stockroom-tests".into()),
+        audience: Some("stockroom".into()),
+    }
+}
+
+/// Starts a server with authentication on (see [`test_auth`]).
+pub async fn spawn_secured_app(backend: Backend) -> TestApp {
+    let auth = test_auth();
+    let args = [
+        "--jwt-secret",
+        auth.secret.as_deref().unwrap(),
+        "--jwt-issuer",
+        auth.issuer.as_deref().unwrap(),
+        "--jwt-audience",
+        auth.audience.as_deref().unwrap(),
+    ];
+    spawn_app_with(backend, &args).await
+}
+
+/// A bearer token from [`test_auth`]'s secret.
+pub fn token(role: Role, subject: &str) -> String {
+    stockroom::auth::mint(
+        &test_auth(),
+        role,
+        subject,
+        std::time::Duration::from_secs(600),
+    )
+    .expect("a token")
+}
+
+/// Starts a server on a fresh database of `backend` with extra command line arguments.
+pub async fn spawn_app_with(backend: Backend, args: &[&str]) -> TestApp {
     LazyLock::force(&TRACING);
     let (database_url, sqlite_folder) = match backend {
         Backend::Sqlite => {
@@ -77,8 +138,9 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         }
         Backend::Postgres => (create_postgres_database().await, None),
     };
-    let mut app = start_server(&database_url).await;
+    let mut app = start_server(&database_url, args).await;
     app._sqlite_folder = sqlite_folder;
+    app.extra_args = args.iter().map(|arg| (*arg).to_owned()).collect();
     app
 }
 
@@ -86,19 +148,20 @@ impl TestApp {
     /// Starts a second server on this one's database, as a second instance behind a load
     /// balancer would be.
     pub async fn spawn_another_instance(&self) -> TestApp {
-        start_server(&self.database_url).await
+        let args: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
+        start_server(&self.database_url, &args).await
     }
 }
 
-async fn start_server(database_url: &str) -> TestApp {
-    let cli = Cli::try_parse_from([
+async fn start_server(database_url: &str, args: &[&str]) -> TestApp {
+    let base = [
         "stockroom",
         "--database-url",
         database_url,
         "--listen",
         "127.0.0.1:0",
-    ])
-    .expect("valid test configuration");
+    ];
+    let cli = Cli::try_parse_from(base.iter().chain(args)).expect("valid test configuration");
     let application = Application::build(&cli.config)
         .await
         .expect("the application starts");
@@ -113,6 +176,8 @@ async fn start_server(database_url: &str) -> TestApp {
         client: reqwest::Client::new(),
         services,
         database_url: database_url.to_owned(),
+        token: None,
+        extra_args: Vec::new(),
         _sqlite_folder: None,
     }
 }
@@ -142,10 +207,22 @@ async fn create_postgres_database() -> String {
 }
 
 impl TestApp {
+    /// The same server, with the helpers sending `token`.
+    pub fn with_token(&self, token: Option<String>) -> TestApp {
+        TestApp {
+            address: self.address.clone(),
+            client: self.client.clone(),
+            services: self.services.clone(),
+            database_url: self.database_url.clone(),
+            token,
+            extra_args: self.extra_args.clone(),
+            _sqlite_folder: None,
+        }
+    }
+
     /// POSTs a GraphQL request and returns the whole JSON response.
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
-        self.client
-            .post(format!("{}/graphql", self.address))
+        self.authorized(self.client.post(format!("{}/graphql", self.address)))
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await
@@ -153,6 +230,13 @@ impl TestApp {
             .json()
             .await
             .expect("the response is JSON")
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// Creates a product and returns it (all fields); panics if creation fails.
@@ -289,9 +373,10 @@ impl TestApp {
         path: &str,
         body: Option<Value>,
     ) -> RestResponse {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.address));
+        let mut request = self.authorized(
+            self.client
+                .request(method, format!("{}{path}", self.address)),
+        );
         if let Some(body) = body {
             request = request.json(&body);
         }

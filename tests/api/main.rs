@@ -5,11 +5,13 @@
 mod helpers;
 
 mod concurrency;
+mod fuzz;
 mod health;
 mod pagination;
 mod products;
 mod rest;
 mod schema;
+mod security;
 mod stock;
 mod subscriptions;
 mod ws;

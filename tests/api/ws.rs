@@ -45,8 +45,25 @@ pub struct WsClient {
 }
 
 impl WsClient {
-    /// Connects to `app` and completes the handshake (`connection_init` → `connection_ack`).
+    /// Connects to `app` and completes the handshake (`connection_init` → `connection_ack`),
+    /// sending `app`'s token if it has one.
     pub async fn connect(app: &TestApp, protocol: Protocol) -> WsClient {
+        let payload = match &app.token {
+            Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
+            None => json!({}),
+        };
+        Self::try_connect(app, protocol, payload)
+            .await
+            .expect("the server acknowledges the connection")
+    }
+
+    /// Connects and sends `connection_init` with `payload`; `Err` with what the server said
+    /// (or `closed`) if it does not acknowledge.
+    pub async fn try_connect(
+        app: &TestApp,
+        protocol: Protocol,
+        payload: Value,
+    ) -> Result<WsClient, String> {
         let url = format!("{}/graphql/ws", app.address.replace("http://", "ws://"));
         let mut request = url.into_client_request().unwrap();
         request
@@ -61,14 +78,13 @@ impl WsClient {
         );
         let mut client = WsClient { stream, protocol };
         client
-            .send(json!({ "type": "connection_init", "payload": {} }))
+            .send(json!({ "type": "connection_init", "payload": payload }))
             .await;
-        let ack = client
-            .receive(Duration::from_secs(5))
-            .await
-            .expect("connection_ack");
-        assert_eq!(ack["type"], "connection_ack", "{ack}");
-        client
+        match client.receive(Duration::from_secs(5)).await {
+            Some(ack) if ack["type"] == "connection_ack" => Ok(client),
+            Some(other) => Err(other.to_string()),
+            None => Err("closed".to_owned()),
+        }
     }
 
     /// Starts the subscription `id`.
@@ -125,10 +141,10 @@ impl WsClient {
             let message = tokio::time::timeout(within, self.stream.next())
                 .await
                 .ok()??;
-            match message.expect("a WebSocket message") {
-                Message::Text(text) => return Some(serde_json::from_str(&text).expect("JSON")),
-                Message::Close(_) => return None,
-                _ => continue,
+            match message {
+                Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).expect("JSON")),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
             }
         }
     }

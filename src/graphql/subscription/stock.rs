@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::events::StockEvent;
 use crate::graphql::context::ContextExt;
+use crate::graphql::guard::Requires;
 use crate::graphql::types::{LowStockEvent, StockMovement, parse_id};
 
 /// Live stock events.
@@ -21,6 +22,7 @@ impl StockSubscription {
     /// or a new reorder level), in commit order per product. If this subscription falls too far
     /// behind, or the server's event source is interrupted, it ends with an error whose
     /// `extensions.resubscribe` is true.
+    #[graphql(guard = "Requires(\"lowStock\")")]
     async fn low_stock(
         &self,
         ctx: &Context<'_>,
@@ -38,6 +40,7 @@ impl StockSubscription {
 
     /// Every committed stock movement, in commit order per product. Ends with an error like
     /// `lowStock` does when events could be missed.
+    #[graphql(guard = "Requires(\"stockChanged\")")]
     async fn stock_changed(
         &self,
         ctx: &Context<'_>,

@@ -8,7 +8,9 @@ mod stock_change;
 
 pub use event::LowStockEvent;
 pub use movement::{MovementKind, StockMovement, StockMovementConnection, StockMovementEdge};
-pub use pagination::{Cursor, MovementCursor, PageInfo, PageRequest, ProductCursor, finish_page};
+pub use pagination::{
+    Cursor, MovementCursor, PageInfo, PageRequest, ProductCursor, finish_page, page_cost,
+};
 pub use product::{
     CreateProductInput, Product, ProductConnection, ProductEdge, ProductStatus, StockStatus,
     UpdateProductInput,

@@ -1,0 +1,100 @@
+//! The one place that says which role each operation needs. GraphQL guards and REST handlers
+//! both ask [`authorize`]; an operation missing from the table is refused to everyone.
+
+use crate::domain::{Actor, Role};
+use crate::error::{Error, Result};
+
+use super::Caller;
+
+/// Every GraphQL root field (queries, mutations, subscriptions) and the least role that may
+/// use it. REST endpoints use the name of the GraphQL operation they stand for.
+pub const POLICY: &[(&str, Role)] = &[
+    // Queries
+    ("product", Role::Viewer),
+    ("productBySku", Role::Viewer),
+    ("products", Role::Viewer),
+    ("productStatus", Role::Viewer),
+    ("stockMovements", Role::Viewer),
+    // Mutations
+    ("createProduct", Role::Manager),
+    ("updateProduct", Role::Manager),
+    ("addStock", Role::Manager),
+    ("reduceStock", Role::Manager),
+    ("deleteProduct", Role::Admin),
+    ("restoreProduct", Role::Admin),
+    // Subscriptions
+    ("lowStock", Role::Viewer),
+    ("stockChanged", Role::Viewer),
+];
+
+/// The least role `operation` needs, if it is declared.
+pub fn required_role(operation: &str) -> Option<Role> {
+    POLICY
+        .iter()
+        .find(|(name, _)| *name == operation)
+        .map(|(_, role)| *role)
+}
+
+/// The caller's actor if it may run `operation`: `UNAUTHENTICATED` without credentials,
+/// `FORBIDDEN` when its role is too low (or the operation has no declared role).
+pub fn authorize<'a>(caller: &'a Caller, operation: &str) -> Result<&'a Actor> {
+    let actor = caller.actor()?;
+    let Some(required) = required_role(operation) else {
+        return Err(Error::Forbidden(format!(
+            "'{operation}' has no declared role and is refused"
+        )));
+    };
+    if actor.role < required {
+        return Err(Error::Forbidden(format!(
+            "'{operation}' needs the {required:?} role or higher",
+        )));
+    }
+    Ok(actor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(role: Role) -> Caller {
+        Caller(Some(Actor {
+            subject: "someone".into(),
+            role,
+        }))
+    }
+
+    #[test]
+    fn roles_include_the_ones_below_them() {
+        assert!(authorize(&caller(Role::Viewer), "products").is_ok());
+        assert_eq!(
+            authorize(&caller(Role::Viewer), "addStock")
+                .unwrap_err()
+                .code(),
+            "FORBIDDEN"
+        );
+        assert!(authorize(&caller(Role::Manager), "addStock").is_ok());
+        assert_eq!(
+            authorize(&caller(Role::Manager), "deleteProduct")
+                .unwrap_err()
+                .code(),
+            "FORBIDDEN"
+        );
+        assert!(authorize(&caller(Role::Admin), "deleteProduct").is_ok());
+    }
+
+    #[test]
+    fn undeclared_operations_are_refused_and_anonymous_callers_are_unauthenticated() {
+        assert_eq!(
+            authorize(&caller(Role::Admin), "dropDatabase")
+                .unwrap_err()
+                .code(),
+            "FORBIDDEN"
+        );
+        assert_eq!(
+            authorize(&Caller::anonymous(), "products")
+                .unwrap_err()
+                .code(),
+            "UNAUTHENTICATED"
+        );
+    }
+}
