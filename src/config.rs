@@ -32,6 +32,14 @@ pub enum Command {
     Serve,
     /// Print the GraphQL schema (SDL) to standard output.
     Schema,
+    /// Check that every product's stock equals the sum of its ledger and its reserved units the
+    /// sum of its active reservations; exits non-zero on any mismatch.
+    Verify {
+        /// Instead, print every product's stock at this past instant (RFC 3339), rebuilt from
+        /// the ledger.
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// Print a bearer token signed with the configured secret.
     Token {
         /// The caller's role.

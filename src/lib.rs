@@ -2,6 +2,8 @@
 
 /// Bearer tokens, callers, and which role each operation needs.
 pub mod auth;
+/// The subcommands besides `serve`.
+pub mod cli;
 /// Command line and environment configuration.
 pub mod config;
 /// The database connection and the one way to begin a write.

@@ -1,36 +1,22 @@
-//! The `stockroom` binary: parse the configuration, then serve, print the schema, or mint a
-//! token.
+//! The `stockroom` binary: parse the configuration, then serve or run a subcommand.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use stockroom::config::{Cli, Command};
+use stockroom::config::{Cli, Command, Config};
 use stockroom::startup::Application;
-use stockroom::{auth, graphql, telemetry};
+use stockroom::{cli, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Schema => {
-            print!("{}", graphql::sdl());
-            ExitCode::SUCCESS
-        }
-        Command::Token { role, subject, ttl } => {
-            match auth::mint(&cli.config.auth(), role, &subject, ttl) {
-                Ok(token) => {
-                    println!("{token}");
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("stockroom token: {error}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+    let Cli { command, config } = Cli::parse();
+    match command.unwrap_or(Command::Serve) {
+        Command::Schema => cli::schema(),
+        Command::Token { role, subject, ttl } => cli::token(&config, role, &subject, ttl),
+        Command::Verify { as_of } => cli::verify(&config, as_of).await,
         Command::Serve => {
-            telemetry::init(cli.config.log_format, "info", std::io::stdout);
-            match serve(&cli.config).await {
+            telemetry::init(config.log_format, "info", std::io::stdout);
+            match serve(&config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!("{error}");
@@ -41,7 +27,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: &stockroom::config::Config) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let application = Application::build(config).await?;
     tracing::info!(
         address = %application.local_addr()?,

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_products;
 mod m20261122_000002_create_stock_movements;
+mod m20261122_000003_reservations_idempotency_append_only;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_products::Migration),
             Box::new(m20261122_000002_create_stock_movements::Migration),
+            Box::new(m20261122_000003_reservations_idempotency_append_only::Migration),
         ]
     }
 }

@@ -15,6 +15,7 @@ pub const POLICY: &[(&str, Role)] = &[
     ("products", Role::Viewer),
     ("productStatus", Role::Viewer),
     ("stockMovements", Role::Viewer),
+    ("verifyLedger", Role::Admin),
     // Mutations
     ("createProduct", Role::Manager),
     ("updateProduct", Role::Manager),

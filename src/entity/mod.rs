@@ -1,5 +1,7 @@
 //! SeaORM entities: the rows as stored. Never exposed to clients directly; the GraphQL and REST
 //! layers wrap them in their own types.
 
+pub mod idempotency_key;
 pub mod product;
+pub mod reservation;
 pub mod stock_movement;

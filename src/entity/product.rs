@@ -3,8 +3,9 @@
 use sea_orm::entity::prelude::*;
 
 /// A product as stored. `name_key` and `sku_key` are the case-folded copies that searches and
-/// the live-SKU unique index use.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+/// the live-SKU unique index use. `reserved` units are held by active reservations.
+/// Serializable because idempotent operations store their original result.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "products")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -19,12 +20,15 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub deleted_at: Option<DateTimeUtc>,
+    pub reserved: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(has_many = "super::stock_movement::Entity")]
     StockMovement,
+    #[sea_orm(has_many = "super::reservation::Entity")]
+    Reservation,
 }
 
 impl Related<super::stock_movement::Entity> for Entity {
@@ -41,8 +45,13 @@ impl Model {
         self.deleted_at.is_some()
     }
 
-    /// `LOW_STOCK` when stock is at or below the reorder level.
+    /// Units that reductions and new reservations may take: stock less what is reserved.
+    pub fn available(&self) -> i64 {
+        self.stock - self.reserved
+    }
+
+    /// `LOW_STOCK` when the available units are at or below the reorder level.
     pub fn is_low_stock(&self) -> bool {
-        self.stock <= self.reorder_level
+        self.available() <= self.reorder_level
     }
 }

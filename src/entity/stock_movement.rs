@@ -44,6 +44,9 @@ pub enum MovementKind {
     /// Units taken with `reduceStock`.
     #[sea_orm(string_value = "REDUCE")]
     Reduce,
+    /// Units taken by committing a reservation.
+    #[sea_orm(string_value = "RESERVATION_COMMIT")]
+    ReservationCommit,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -38,9 +38,9 @@ impl StockEvent {
         }
     }
 
-    /// Whether the change left the product `LOW_STOCK`.
+    /// Whether the change left the product `LOW_STOCK` (judged on available units).
     pub fn is_low(&self) -> bool {
-        self.product.stock <= self.product.reorder_level
+        self.product.stock - self.product.reserved <= self.product.reorder_level
     }
 
     /// Whether the change moved the product from `IN_STOCK` to `LOW_STOCK` (a product created
@@ -71,6 +71,7 @@ pub struct ProductSnapshot {
     pub name: String,
     pub sku: String,
     pub stock: i64,
+    pub reserved: i64,
     pub reorder_level: i64,
     pub version: i32,
     pub created_at: DateTime<Utc>,
@@ -84,6 +85,7 @@ impl From<&product::Model> for ProductSnapshot {
             name: product.name.clone(),
             sku: product.sku.clone(),
             stock: product.stock,
+            reserved: product.reserved,
             reorder_level: product.reorder_level,
             version: product.version,
             created_at: product.created_at,
@@ -107,6 +109,7 @@ impl ProductSnapshot {
             created_at: self.created_at,
             updated_at: self.updated_at,
             deleted_at: None,
+            reserved: self.reserved,
         }
     }
 }
@@ -132,6 +135,7 @@ pub(super) mod tests {
             created_at: now,
             updated_at: now,
             deleted_at: None,
+            reserved: 0,
         };
         StockEvent::new(None, &product, None)
     }

@@ -20,7 +20,11 @@ use crate::service::Services;
 
 /// Every query, merged from the per-domain roots.
 #[derive(MergedObject, Default)]
-pub struct Query(query::ProductQuery, query::MovementQuery);
+pub struct Query(
+    query::ProductQuery,
+    query::MovementQuery,
+    query::LedgerQuery,
+);
 
 /// Every mutation, merged from the per-domain roots.
 #[derive(MergedObject, Default)]

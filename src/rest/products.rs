@@ -22,6 +22,8 @@ pub struct ProductBody {
     name: String,
     sku: String,
     stock: i64,
+    reserved: i64,
+    available: i64,
     reorder_level: i64,
     status: &'static str,
     version: i32,
@@ -35,12 +37,14 @@ impl From<product::Model> for ProductBody {
         Self {
             id: product.id.to_string(),
             status: StockStatus::of(&product).as_str(),
+            available: product.available(),
             created_at: product.created_at.to_rfc3339(),
             updated_at: product.updated_at.to_rfc3339(),
             deleted_at: product.deleted_at.map(|at| at.to_rfc3339()),
             name: product.name,
             sku: product.sku,
             stock: product.stock,
+            reserved: product.reserved,
             reorder_level: product.reorder_level,
             version: product.version,
         }

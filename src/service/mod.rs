@@ -1,9 +1,11 @@
 //! The business rules and every transaction. Transports call these; these call the entities.
 //! No service knows about HTTP or GraphQL.
 
+mod ledger;
 mod products;
 mod stock;
 
+pub use ledger::{LedgerMismatch, LedgerReport, LedgerService, StockAtTime};
 pub use products::{NewProduct, ProductChanges, ProductFilter, ProductService, StockStatus};
 pub use stock::{MovementPosition, StockChange, StockDirection, StockService};
 
@@ -25,6 +27,8 @@ pub struct Services {
     pub products: ProductService,
     /// Stock changes and the ledger.
     pub stock: StockService,
+    /// Checking the ledger against the products.
+    pub ledger: LedgerService,
     database: Database,
     events: EventBus,
 }
@@ -35,6 +39,7 @@ impl Services {
         Self {
             products: ProductService::new(database.clone(), events.clone()),
             stock: StockService::new(database.clone(), events.clone()),
+            ledger: LedgerService::new(database.clone()),
             database,
             events,
         }

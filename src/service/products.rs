@@ -116,15 +116,20 @@ impl ProductFilter {
         }
         match self.status {
             Some(StockStatus::LowStock) => {
-                query = query.filter(Expr::col(Column::Stock).lte(Expr::col(Column::ReorderLevel)))
+                query = query.filter(available_units().lte(Expr::col(Column::ReorderLevel)))
             }
             Some(StockStatus::InStock) => {
-                query = query.filter(Expr::col(Column::Stock).gt(Expr::col(Column::ReorderLevel)))
+                query = query.filter(available_units().gt(Expr::col(Column::ReorderLevel)))
             }
             None => {}
         }
         query
     }
+}
+
+/// `stock - reserved`, the units a product has available.
+fn available_units() -> Expr {
+    Expr::col(Column::Stock).sub(Expr::col(Column::Reserved))
 }
 
 /// Makes `%`, `_` and `\` in user text match themselves in a `LIKE ... ESCAPE '\'` pattern.
@@ -220,6 +225,7 @@ impl ProductService {
             created_at,
             updated_at: created_at,
             deleted_at: None,
+            reserved: 0,
         };
         let transaction = self.database.begin_write().await?;
         let product = product

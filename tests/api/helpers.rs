@@ -329,8 +329,7 @@ impl TestApp {
 }
 
 /// The product fields the helpers ask for.
-pub const PRODUCT_FIELDS: &str =
-    "id name sku stock reorderLevel status version createdAt updatedAt deletedAt";
+pub const PRODUCT_FIELDS: &str = "id name sku stock reserved available reorderLevel status version createdAt updatedAt deletedAt";
 
 /// The movement fields the helpers ask for.
 pub const MOVEMENT_FIELDS: &str =

@@ -1,7 +1,9 @@
 //! Query roots, one per domain, merged into the schema's `Query`.
 
+mod ledger;
 mod movement;
 mod product;
 
+pub use ledger::LedgerQuery;
 pub use movement::MovementQuery;
 pub use product::ProductQuery;

@@ -25,6 +25,11 @@ impl LowStockEvent {
         Ok(to_int(self.0.product.stock)?)
     }
 
+    /// Units available after the change (`stock - reserved`); what `LOW_STOCK` is judged on.
+    async fn available(&self) -> Result<i32> {
+        Ok(to_int(self.0.product.stock - self.0.product.reserved)?)
+    }
+
     /// The product's reorder level after the change.
     async fn reorder_level(&self) -> Result<i32> {
         Ok(to_int(self.0.product.reorder_level)?)

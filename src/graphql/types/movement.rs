@@ -116,6 +116,8 @@ pub enum MovementKind {
     Add,
     /// Units taken with `reduceStock`.
     Reduce,
+    /// Units taken by committing a reservation.
+    ReservationCommit,
 }
 
 impl From<stock_movement::MovementKind> for MovementKind {
@@ -124,6 +126,7 @@ impl From<stock_movement::MovementKind> for MovementKind {
             stock_movement::MovementKind::Initial => MovementKind::Initial,
             stock_movement::MovementKind::Add => MovementKind::Add,
             stock_movement::MovementKind::Reduce => MovementKind::Reduce,
+            stock_movement::MovementKind::ReservationCommit => MovementKind::ReservationCommit,
         }
     }
 }

@@ -35,12 +35,22 @@ impl Product {
         Ok(to_int(self.0.stock)?)
     }
 
-    /// At or below this stock, the product is `LOW_STOCK`.
+    /// Units held by active reservations.
+    async fn reserved(&self) -> Result<i32> {
+        Ok(to_int(self.0.reserved)?)
+    }
+
+    /// Units that reductions and new reservations may take: `stock - reserved`.
+    async fn available(&self) -> Result<i32> {
+        Ok(to_int(self.0.available())?)
+    }
+
+    /// At or below this many available units, the product is `LOW_STOCK`.
     async fn reorder_level(&self) -> Result<i32> {
         Ok(to_int(self.0.reorder_level)?)
     }
 
-    /// `LOW_STOCK` when stock is at or below the reorder level, else `IN_STOCK`.
+    /// `LOW_STOCK` when the available units are at or below the reorder level, else `IN_STOCK`.
     async fn status(&self) -> StockStatus {
         service::StockStatus::of(&self.0).into()
     }

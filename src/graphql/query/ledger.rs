@@ -1,0 +1,71 @@
+//! The administrative ledger check.
+
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+
+use crate::graphql::context::ContextExt;
+use crate::graphql::guard::Requires;
+use crate::service::LedgerMismatch;
+
+/// Checking the books.
+#[derive(Default)]
+pub struct LedgerQuery;
+
+#[Object]
+impl LedgerQuery {
+    /// Checks that every product's stock equals the sum of its movements and its reserved
+    /// units the sum of its active reservations (admin only; `stockroom verify` does the same).
+    #[graphql(guard = "Requires(\"verifyLedger\")")]
+    async fn verify_ledger(&self, ctx: &Context<'_>) -> Result<LedgerReport> {
+        let report = ctx.services()?.ledger.verify().await?;
+        Ok(LedgerReport {
+            ok: report.mismatches.is_empty(),
+            products_checked: report.products_checked,
+            mismatches: report
+                .mismatches
+                .into_iter()
+                .map(LedgerDiscrepancy::from)
+                .collect(),
+        })
+    }
+}
+
+/// The outcome of a ledger check.
+#[derive(SimpleObject)]
+pub struct LedgerReport {
+    /// True when nothing disagrees.
+    pub ok: bool,
+    /// How many products were checked (deleted ones included).
+    pub products_checked: u64,
+    /// Every product that disagrees.
+    pub mismatches: Vec<LedgerDiscrepancy>,
+}
+
+/// A product whose stored figures disagree with its ledger or reservations.
+#[derive(SimpleObject)]
+pub struct LedgerDiscrepancy {
+    /// The product.
+    pub product_id: ID,
+    /// Its SKU.
+    pub sku: String,
+    /// Stock as stored.
+    pub stock: i64,
+    /// Stock as the ledger adds it up.
+    pub ledger_stock: i64,
+    /// Reserved units as stored.
+    pub reserved: i64,
+    /// Units held by active reservations.
+    pub active_reserved: i64,
+}
+
+impl From<LedgerMismatch> for LedgerDiscrepancy {
+    fn from(mismatch: LedgerMismatch) -> Self {
+        Self {
+            product_id: ID(mismatch.product_id.to_string()),
+            sku: mismatch.sku,
+            stock: mismatch.stock,
+            ledger_stock: mismatch.ledger_stock,
+            reserved: mismatch.reserved,
+            active_reserved: mismatch.active_reserved,
+        }
+    }
+}
