@@ -40,6 +40,10 @@ pub enum Error {
         actual: i32,
     },
 
+    /// The idempotency key was used before for a different request.
+    #[error("this idempotency key was already used for a different request")]
+    IdempotencyKeyReused,
+
     /// The change would take stock past the GraphQL `Int` range.
     #[error("stock cannot exceed {}", crate::domain::MAX_STOCK)]
     StockLimitExceeded,
@@ -71,6 +75,7 @@ impl Error {
             Error::InsufficientStock { .. } => "INSUFFICIENT_STOCK",
             Error::VersionConflict { .. } => "VERSION_CONFLICT",
             Error::StockLimitExceeded => "STOCK_LIMIT_EXCEEDED",
+            Error::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::Forbidden(_) => "FORBIDDEN",
             Error::Unavailable | Error::Internal(_) => "INTERNAL",

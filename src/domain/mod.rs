@@ -2,10 +2,12 @@
 //! input to them and services only ever see values that passed.
 
 mod actor;
+mod idempotency;
 mod product;
 mod stock;
 
 pub use actor::{Actor, Role};
+pub use idempotency::IdempotencyKey;
 pub use product::{ProductName, Sku, fold_case};
 pub use stock::{Quantity, Reason, StockLevel};
 

@@ -81,6 +81,11 @@ impl Reason {
     }
 
     /// The reason text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The reason text, owned.
     pub fn into_string(self) -> String {
         self.0
     }

@@ -78,7 +78,9 @@ impl From<Error> for ApiError {
             | Error::InsufficientStock { .. }
             | Error::StockLimitExceeded => StatusCode::BAD_REQUEST,
             Error::NotFound => StatusCode::NOT_FOUND,
-            Error::SkuConflict(_) | Error::VersionConflict { .. } => StatusCode::CONFLICT,
+            Error::SkuConflict(_) | Error::VersionConflict { .. } | Error::IdempotencyKeyReused => {
+                StatusCode::CONFLICT
+            }
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

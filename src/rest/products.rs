@@ -6,13 +6,17 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
-use super::extract::{JsonBody, product_id};
+use super::extract::{JsonBody, idempotency_key, product_id};
 use crate::auth::Caller;
 use crate::auth::policy::authorize;
+use axum::http::HeaderMap;
+
 use crate::domain::{Actor, Quantity, Reason};
 use crate::entity::product;
 use crate::error::Error;
-use crate::service::{NewProduct, Services, StockChange, StockDirection, StockStatus};
+use crate::service::{
+    NewProduct, Services, StockChange, StockChangeRequest, StockDirection, StockStatus,
+};
 
 /// A product as the API shows it (the same fields and formats as GraphQL's `Product`).
 #[derive(Serialize)]
@@ -66,7 +70,7 @@ pub struct CreateProductRequest {
 /// `PUT /products/:id/add` and `/reduce`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StockChangeRequest {
+pub struct StockChangeBodyRequest {
     quantity: i32,
     #[serde(default)]
     reason: Option<String>,
@@ -154,10 +158,19 @@ pub async fn add_stock(
     State(services): State<Services>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonBody(request): JsonBody<StockChangeRequest>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<StockChangeBodyRequest>,
 ) -> Result<Json<StockChangeBody>, ApiError> {
     let actor = authorize(&caller, "addStock")?;
-    change_stock(&services, actor, StockDirection::Add, &id, request).await
+    change_stock(
+        &services,
+        actor,
+        StockDirection::Add,
+        &id,
+        &headers,
+        request,
+    )
+    .await
 }
 
 /// Reduces stock: `200 { success, productId, newStock }`, or `400` with "Not enough stock
@@ -166,10 +179,19 @@ pub async fn reduce_stock(
     State(services): State<Services>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonBody(request): JsonBody<StockChangeRequest>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<StockChangeBodyRequest>,
 ) -> Result<Json<StockChangeBody>, ApiError> {
     let actor = authorize(&caller, "reduceStock")?;
-    change_stock(&services, actor, StockDirection::Reduce, &id, request).await
+    change_stock(
+        &services,
+        actor,
+        StockDirection::Reduce,
+        &id,
+        &headers,
+        request,
+    )
+    .await
 }
 
 async fn change_stock(
@@ -177,14 +199,16 @@ async fn change_stock(
     actor: &Actor,
     direction: StockDirection,
     id: &str,
-    request: StockChangeRequest,
+    headers: &HeaderMap,
+    body: StockChangeBodyRequest,
 ) -> Result<Json<StockChangeBody>, ApiError> {
-    let id = product_id(id)?;
-    let quantity = Quantity::parse(request.quantity.into())?;
-    let reason = Reason::parse(request.reason.as_deref())?;
-    let change = services
-        .stock
-        .change(id, direction, quantity, reason, actor)
-        .await?;
+    let request = StockChangeRequest {
+        product_id: product_id(id)?,
+        direction,
+        quantity: Quantity::parse(body.quantity.into())?,
+        reason: Reason::parse(body.reason.as_deref())?,
+        idempotency_key: idempotency_key(headers)?,
+    };
+    let change = services.stock.change(request, actor).await?;
     Ok(Json(change.into()))
 }

@@ -1,13 +1,15 @@
 //! The business rules and every transaction. Transports call these; these call the entities.
 //! No service knows about HTTP or GraphQL.
 
+mod idempotency;
 mod ledger;
 mod products;
 mod stock;
 
+pub use idempotency::{IdempotentRequest, prune as prune_idempotency_keys};
 pub use ledger::{LedgerMismatch, LedgerReport, LedgerService, StockAtTime};
 pub use products::{NewProduct, ProductChanges, ProductFilter, ProductService, StockStatus};
-pub use stock::{MovementPosition, StockChange, StockDirection, StockService};
+pub use stock::{MovementPosition, StockChange, StockChangeRequest, StockDirection, StockService};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};

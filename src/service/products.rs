@@ -241,6 +241,7 @@ impl ProductService {
                 kind: MovementKind::Initial,
                 stock_before: 0,
                 reason: None,
+                idempotency_key: None,
                 actor,
             },
         )

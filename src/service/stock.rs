@@ -6,22 +6,55 @@
 //! serialize instead of losing updates or driving stock below zero.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
+    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::idempotency::{IdempotentRequest, run_write};
 use super::products::bump;
 use super::{Actor, lock_live_product};
 use crate::database::Database;
-use crate::domain::{MAX_STOCK, Quantity, Reason};
+use crate::domain::{IdempotencyKey, MAX_STOCK, Quantity, Reason};
 use crate::entity::product;
 use crate::entity::stock_movement::{self, MovementKind};
 use crate::error::{Error, Result};
 use crate::events::{EventBus, StockEvent};
 
-/// The outcome of a successful stock change: the product after it and its movement.
+/// A stock change as a transport asks for it, validated.
 #[derive(Clone, Debug)]
+pub struct StockChangeRequest {
+    /// The product.
+    pub product_id: Uuid,
+    /// Add or take.
+    pub direction: StockDirection,
+    /// How many units.
+    pub quantity: Quantity,
+    /// Why, for the ledger.
+    pub reason: Option<Reason>,
+    /// Makes retries safe.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl StockChangeRequest {
+    fn idempotency(&self) -> Option<IdempotentRequest> {
+        let key = self.idempotency_key.clone()?;
+        let operation = match self.direction {
+            StockDirection::Add => "addStock",
+            StockDirection::Reduce => "reduceStock",
+        };
+        let reason = self.reason.as_ref().map_or("", Reason::as_str);
+        Some(IdempotentRequest {
+            key,
+            operation,
+            fingerprint: format!("{}|{}|{reason}", self.product_id, self.quantity.get()),
+        })
+    }
+}
+
+/// The outcome of a successful stock change: the product after it and its movement.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StockChange {
     /// The product as committed.
     pub product: product::Model,
@@ -63,48 +96,87 @@ pub struct StockService {
     events: EventBus,
 }
 
+/// A change as applied inside its transaction, with the product as it was before.
+struct AppliedChange {
+    before: product::Model,
+    product: product::Model,
+    movement: stock_movement::Model,
+}
+
+impl From<AppliedChange> for StockChange {
+    fn from(change: AppliedChange) -> Self {
+        Self {
+            product: change.product,
+            movement: change.movement,
+        }
+    }
+}
+
+/// Locks the product, checks the rule against its available units, updates it and appends the
+/// movement, all inside `transaction`.
+async fn apply_change(
+    transaction: &DatabaseTransaction,
+    request: StockChangeRequest,
+    actor: &Actor,
+) -> Result<AppliedChange> {
+    let (kind, delta) = match request.direction {
+        StockDirection::Add => (MovementKind::Add, request.quantity.get()),
+        StockDirection::Reduce => (MovementKind::Reduce, -request.quantity.get()),
+    };
+    let before = lock_live_product(transaction, request.product_id).await?;
+    let stock_after = checked_stock(&before, delta)?;
+    let mut row = bump(before.clone());
+    row.stock = Set(stock_after);
+    let product = row.update(transaction).await?;
+    let movement = record_movement(
+        transaction,
+        MovementRecord {
+            product: &product,
+            kind,
+            stock_before: before.stock,
+            reason: request.reason,
+            idempotency_key: request.idempotency_key,
+            actor,
+        },
+    )
+    .await?;
+    Ok(AppliedChange {
+        before,
+        product,
+        movement,
+    })
+}
+
 impl StockService {
     pub(super) fn new(database: Database, events: EventBus) -> Self {
         Self { database, events }
     }
 
-    /// Adds or takes `quantity` units in one locked transaction and records the movement.
-    /// Fails with `NOT_FOUND`, `INSUFFICIENT_STOCK` (taking more than is on hand) or
-    /// `STOCK_LIMIT_EXCEEDED` (adding past the cap), changing nothing.
-    pub async fn change(
-        &self,
-        product_id: Uuid,
-        direction: StockDirection,
-        quantity: Quantity,
-        reason: Option<Reason>,
-        actor: &Actor,
-    ) -> Result<StockChange> {
-        let (kind, delta) = match direction {
-            StockDirection::Add => (MovementKind::Add, quantity.get()),
-            StockDirection::Reduce => (MovementKind::Reduce, -quantity.get()),
-        };
-        let transaction = self.database.begin_write().await?;
-        let current = lock_live_product(&transaction, product_id).await?;
-        let stock_before = current.stock;
-        let stock_after = checked_stock(stock_before, delta)?;
-
-        let mut row = bump(current.clone());
-        row.stock = Set(stock_after);
-        let product = row.update(&transaction).await?;
-        let movement = record_movement(
-            &transaction,
-            MovementRecord {
-                product: &product,
-                kind,
-                stock_before,
-                reason,
-                actor,
+    /// Adds or takes units in one locked transaction and records the movement. Fails with
+    /// `NOT_FOUND`, `INSUFFICIENT_STOCK` (taking more than is available) or
+    /// `STOCK_LIMIT_EXCEEDED` (adding past the cap), changing nothing. With an idempotency key,
+    /// a retry returns the original outcome and changes nothing again.
+    pub async fn change(&self, request: StockChangeRequest, actor: &Actor) -> Result<StockChange> {
+        let idempotency = request.idempotency();
+        let movement_actor = actor.clone();
+        run_write(
+            &self.database,
+            &self.events,
+            actor,
+            idempotency.as_ref(),
+            move |transaction| {
+                Box::pin(async move {
+                    let change = apply_change(transaction, request, &movement_actor).await?;
+                    let event = StockEvent::new(
+                        Some(&change.before),
+                        &change.product,
+                        Some(change.movement.clone()),
+                    );
+                    Ok((change.into(), vec![event]))
+                })
             },
         )
-        .await?;
-        let event = StockEvent::new(Some(&current), &product, Some(movement.clone()));
-        self.events.commit(transaction, vec![event]).await?;
-        Ok(StockChange { product, movement })
+        .await
     }
 
     /// Up to `limit` movements, newest first, starting after `after`. With `product_id`,
@@ -145,15 +217,20 @@ impl StockService {
     }
 }
 
-/// Stock after applying `delta`, or why it cannot be.
-fn checked_stock(stock: i64, delta: i64) -> Result<i64> {
-    let after = stock.checked_add(delta).ok_or(Error::StockLimitExceeded)?;
-    if after < 0 {
+/// Stock after applying `delta` to `product`, or why it cannot be: a reduction may take only
+/// the units not held by reservations.
+fn checked_stock(product: &product::Model, delta: i64) -> Result<i64> {
+    let available = product.available();
+    if delta < 0 && available + delta < 0 {
         return Err(Error::InsufficientStock {
-            available: stock,
+            available,
             requested: -delta,
         });
     }
+    let after = product
+        .stock
+        .checked_add(delta)
+        .ok_or(Error::StockLimitExceeded)?;
     if after > MAX_STOCK {
         return Err(Error::StockLimitExceeded);
     }
@@ -167,6 +244,7 @@ pub(super) struct MovementRecord<'a> {
     pub kind: MovementKind,
     pub stock_before: i64,
     pub reason: Option<Reason>,
+    pub idempotency_key: Option<IdempotencyKey>,
     pub actor: &'a Actor,
 }
 
@@ -185,7 +263,7 @@ pub(super) async fn record_movement(
         stock_after: record.product.stock,
         product_version: record.product.version,
         reason: record.reason.map(Reason::into_string),
-        idempotency_key: None,
+        idempotency_key: record.idempotency_key.map(|key| key.as_str().to_owned()),
         actor: record.actor.subject.clone(),
         created_at: record.product.updated_at,
     };
@@ -200,22 +278,52 @@ pub(super) async fn record_movement(
 mod tests {
     use super::*;
 
+    fn product(stock: i64, reserved: i64) -> product::Model {
+        let now = chrono::Utc::now();
+        product::Model {
+            id: Uuid::now_v7(),
+            name: "W".into(),
+            name_key: "w".into(),
+            sku: "W".into(),
+            sku_key: "w".into(),
+            stock,
+            reorder_level: 0,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+            reserved,
+        }
+    }
+
     #[test]
     fn stock_never_goes_below_zero() {
-        assert_eq!(checked_stock(5, -5).unwrap(), 0);
-        let error = checked_stock(5, -6).unwrap_err();
+        assert_eq!(checked_stock(&product(5, 0), -5).unwrap(), 0);
+        let error = checked_stock(&product(5, 0), -6).unwrap_err();
         assert_eq!(error.code(), "INSUFFICIENT_STOCK");
     }
 
     #[test]
-    fn stock_never_passes_the_cap_or_wraps() {
-        assert_eq!(checked_stock(MAX_STOCK - 1, 1).unwrap(), MAX_STOCK);
+    fn reductions_take_only_units_not_reserved() {
+        assert_eq!(checked_stock(&product(10, 7), -3).unwrap(), 7);
         assert_eq!(
-            checked_stock(MAX_STOCK, 1).unwrap_err().code(),
+            checked_stock(&product(10, 7), -4).unwrap_err().code(),
+            "INSUFFICIENT_STOCK"
+        );
+    }
+
+    #[test]
+    fn stock_never_passes_the_cap_or_wraps() {
+        assert_eq!(
+            checked_stock(&product(MAX_STOCK - 1, 0), 1).unwrap(),
+            MAX_STOCK
+        );
+        assert_eq!(
+            checked_stock(&product(MAX_STOCK, 0), 1).unwrap_err().code(),
             "STOCK_LIMIT_EXCEEDED"
         );
         assert_eq!(
-            checked_stock(i64::MAX, 1).unwrap_err().code(),
+            checked_stock(&product(i64::MAX, 0), 1).unwrap_err().code(),
             "STOCK_LIMIT_EXCEEDED"
         );
     }

@@ -7,6 +7,7 @@ mod helpers;
 mod concurrency;
 mod fuzz;
 mod health;
+mod idempotency;
 mod ledger;
 mod pagination;
 mod products;

@@ -10,7 +10,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, assert_error, assert_no_errors, id_of, spawn_app};
-use crate::ws::{Delivery, Protocol, WsClient, wait_for_subscribers};
+use crate::ws::{Delivery, Protocol, WsClient, settle_events, wait_for_subscribers};
 
 on_both_backends!(
     low_stock_fires_when_a_reduction_crosses_the_level_and_while_low_but_not_otherwise,
@@ -33,6 +33,7 @@ async fn low_stock_fires_when_a_reduction_crosses_the_level_and_while_low_but_no
 ) {
     let watched = id_of(&app.create_product("Watched", "LS-1", 10, 5).await);
     let other = id_of(&app.create_product("Other", "LS-2", 10, 5).await);
+    settle_events(&app).await;
     let mut client = WsClient::connect(&app, Protocol::TransportWs).await;
     client
         .subscribe("low", LOW_STOCK, json!({ "ids": [watched] }))
@@ -77,6 +78,7 @@ async fn low_stock_fires_when_a_reduction_crosses_the_level_and_while_low_but_no
 
 async fn a_new_reorder_level_that_makes_a_product_low_fires_low_stock(app: TestApp) {
     let id = id_of(&app.create_product("Widget", "RL-1", 10, 2).await);
+    settle_events(&app).await;
     let mut client = WsClient::connect(&app, Protocol::TransportWs).await;
     client.subscribe("low", LOW_STOCK, json!({})).await;
     wait_for_subscribers(&app, 1).await;
@@ -94,6 +96,7 @@ async fn a_new_reorder_level_that_makes_a_product_low_fires_low_stock(app: TestA
 
 async fn both_subprotocols_complete_the_handshake_and_deliver_events(app: TestApp) {
     let id = id_of(&app.create_product("Widget", "PROTO-1", 10, 0).await);
+    settle_events(&app).await;
     let mut modern = WsClient::connect(&app, Protocol::TransportWs).await;
     let mut legacy = WsClient::connect(&app, Protocol::LegacyGraphqlWs).await;
     modern
@@ -120,6 +123,7 @@ async fn every_subscriber_gets_every_movement_of_a_burst_once_in_commit_order(ap
         id_of(&app.create_product("Burst A", "BURST-A", 1000, 0).await),
         id_of(&app.create_product("Burst B", "BURST-B", 1000, 0).await),
     ];
+    settle_events(&app).await;
     let mut clients = Vec::new();
     for subscriber in 0..20 {
         let protocol = if subscriber % 2 == 0 {
@@ -217,6 +221,7 @@ async fn a_subscriber_on_one_instance_sees_a_reduction_made_through_another_with
     let instance_a = spawn_app(Backend::Postgres).await;
     let instance_b = instance_a.spawn_another_instance().await;
     let id = id_of(&instance_a.create_product("Shared", "MULTI-1", 10, 5).await);
+    settle_events(&instance_b).await;
     let mut client = WsClient::connect(&instance_b, Protocol::TransportWs).await;
     client
         .subscribe("low", LOW_STOCK, json!({ "ids": [id] }))
@@ -237,6 +242,7 @@ async fn a_subscriber_on_one_instance_sees_a_reduction_made_through_another_with
 async fn when_the_listener_connection_drops_subscribers_are_told_and_events_flow_again() {
     let app = spawn_app(Backend::Postgres).await;
     let id = id_of(&app.create_product("Resilient", "RECON-1", 100, 0).await);
+    settle_events(&app).await;
     let mut client = WsClient::connect(&app, Protocol::TransportWs).await;
     client
         .subscribe("changes", STOCK_CHANGED, json!({ "ids": [id] }))

@@ -164,3 +164,24 @@ pub async fn wait_for_subscribers(app: &TestApp, count: usize) {
         app.services.events().subscriber_count()
     );
 }
+
+/// Waits until every event committed so far has been dispatched to subscribers, so a
+/// subscription opened afterwards sees only later changes. On PostgreSQL a notification
+/// arrives a moment after its commit; notifications arrive in commit order, so once a marker
+/// change made now has come through, everything before it has too.
+pub async fn settle_events(app: &TestApp) {
+    let mut events = Box::pin(app.services.events().subscribe());
+    let sku = format!("BARRIER-{}", uuid::Uuid::new_v4().simple());
+    app.create_product("Event barrier", &sku, 0, 0).await;
+    let wait = async {
+        while let Some(Ok(event)) = events.next().await {
+            if event.product.sku == sku {
+                return;
+            }
+        }
+        panic!("the event stream ended before the barrier came through");
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .expect("the barrier event arrives");
+}

@@ -2,11 +2,11 @@
 
 use async_graphql::{Context, ID, Object, Result};
 
-use crate::domain::{Quantity, Reason};
+use crate::domain::{IdempotencyKey, Quantity, Reason};
 use crate::graphql::context::ContextExt;
 use crate::graphql::guard::Requires;
 use crate::graphql::types::{StockChange, parse_id};
-use crate::service::StockDirection;
+use crate::service::{StockChangeRequest, StockDirection};
 
 /// Changing stock.
 #[derive(Default)]
@@ -23,8 +23,20 @@ impl StockMutation {
         id: ID,
         #[graphql(desc = "Units to add: at least 1.")] quantity: i32,
         #[graphql(desc = "Why, for the ledger (at most 500 characters).")] reason: Option<String>,
+        #[graphql(
+            desc = "Makes retries safe: the same key with the same arguments returns the original result and changes nothing again; with other arguments it is IDEMPOTENCY_KEY_REUSED."
+        )]
+        idempotency_key: Option<String>,
     ) -> Result<StockChange> {
-        change_stock(ctx, StockDirection::Add, &id, quantity, reason).await
+        change_stock(
+            ctx,
+            StockDirection::Add,
+            &id,
+            quantity,
+            reason,
+            idempotency_key,
+        )
+        .await
     }
 
     /// Takes units from a product's stock and records the movement. Never takes stock below
@@ -37,8 +49,20 @@ impl StockMutation {
         id: ID,
         #[graphql(desc = "Units to take: at least 1.")] quantity: i32,
         #[graphql(desc = "Why, for the ledger (at most 500 characters).")] reason: Option<String>,
+        #[graphql(
+            desc = "Makes retries safe: the same key with the same arguments returns the original result and changes nothing again; with other arguments it is IDEMPOTENCY_KEY_REUSED."
+        )]
+        idempotency_key: Option<String>,
     ) -> Result<StockChange> {
-        change_stock(ctx, StockDirection::Reduce, &id, quantity, reason).await
+        change_stock(
+            ctx,
+            StockDirection::Reduce,
+            &id,
+            quantity,
+            reason,
+            idempotency_key,
+        )
+        .await
     }
 }
 
@@ -48,14 +72,16 @@ async fn change_stock(
     id: &ID,
     quantity: i32,
     reason: Option<String>,
+    idempotency_key: Option<String>,
 ) -> Result<StockChange> {
-    let id = parse_id(id)?;
-    let quantity = Quantity::parse(quantity.into())?;
-    let reason = Reason::parse(reason.as_deref())?;
+    let request = StockChangeRequest {
+        product_id: parse_id(id)?,
+        direction,
+        quantity: Quantity::parse(quantity.into())?,
+        reason: Reason::parse(reason.as_deref())?,
+        idempotency_key: IdempotencyKey::parse(idempotency_key.as_deref())?,
+    };
     let services = ctx.services()?;
-    let change = services
-        .stock
-        .change(id, direction, quantity, reason, ctx.actor()?)
-        .await?;
+    let change = services.stock.change(request, ctx.actor()?).await?;
     Ok(StockChange(change))
 }
