@@ -195,6 +195,15 @@ pub struct Config {
     )]
     pub cors_allowed_origins: Vec<String>,
 
+    /// How often reservations whose time ran out are expired (e.g. `5s`); changes to a product
+    /// also expire its due reservations on the spot.
+    #[arg(long, env = "STOCKROOM_RESERVATION_SWEEP_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub reservation_sweep_interval: Duration,
+
+    /// How long idempotency keys are kept (at least 24 hours is the contract's promise).
+    #[arg(long, env = "STOCKROOM_IDEMPOTENCY_RETENTION", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
+    pub idempotency_retention: Duration,
+
     /// How many events a live subscriber may fall behind before it is cut off (and told).
     #[arg(long, env = "STOCKROOM_EVENT_BUFFER", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub event_buffer: u32,

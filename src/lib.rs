@@ -20,6 +20,8 @@ pub mod events;
 pub mod graphql;
 /// Liveness and readiness probes.
 pub mod health;
+/// Background upkeep: reservation expiry, idempotency key pruning.
+pub mod maintenance;
 /// The seed's REST facade over the same services.
 pub mod rest;
 /// Business rules and transactions.

@@ -21,6 +21,7 @@ use crate::database::Database;
 use crate::events::EventBus;
 use crate::graphql::{self, AppSchema, GraphqlSettings};
 use crate::health;
+use crate::maintenance::{self, MaintenanceSettings};
 use crate::rest::{self, ApiError};
 use crate::service::Services;
 
@@ -194,6 +195,13 @@ impl Application {
             EventBus::in_process(config.event_buffer as usize)
         };
         let services = Services::new(database, events);
+        maintenance::spawn(
+            services.clone(),
+            MaintenanceSettings {
+                reservation_sweep_interval: config.reservation_sweep_interval,
+                idempotency_retention: config.idempotency_retention,
+            },
+        );
         let graphql = config.graphql();
         let schema = graphql::build_schema(services.clone(), &graphql);
         let listener =

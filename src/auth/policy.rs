@@ -16,6 +16,7 @@ pub const POLICY: &[(&str, Role)] = &[
     ("productStatus", Role::Viewer),
     ("stockMovements", Role::Viewer),
     ("verifyLedger", Role::Admin),
+    ("reservation", Role::Viewer),
     // Mutations
     ("createProduct", Role::Manager),
     ("updateProduct", Role::Manager),
@@ -23,6 +24,9 @@ pub const POLICY: &[(&str, Role)] = &[
     ("reduceStock", Role::Manager),
     ("deleteProduct", Role::Admin),
     ("restoreProduct", Role::Admin),
+    ("reserveStock", Role::Manager),
+    ("commitReservation", Role::Manager),
+    ("releaseReservation", Role::Manager),
     // Subscriptions
     ("lowStock", Role::Viewer),
     ("stockChanged", Role::Viewer),

@@ -9,7 +9,7 @@ mod stock;
 pub use actor::{Actor, Role};
 pub use idempotency::IdempotencyKey;
 pub use product::{ProductName, Sku, fold_case};
-pub use stock::{Quantity, Reason, StockLevel};
+pub use stock::{Quantity, Reason, Reference, ReservationTtl, StockLevel};
 
 /// The most units a product can hold: GraphQL `Int`'s maximum.
 pub const MAX_STOCK: i64 = i32::MAX as i64;

@@ -58,26 +58,7 @@ impl Reason {
 
     /// Validates an optional raw reason; `None` or blank gives `None`.
     pub fn parse(raw: Option<&str>) -> Result<Option<Self>> {
-        let Some(trimmed) = raw.map(str::trim).filter(|text| !text.is_empty()) else {
-            return Ok(None);
-        };
-        if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(Error::bad_input(format!(
-                "reason must be at most {} characters",
-                Self::MAX_CHARS
-            )));
-        }
-        // Newlines and tabs are fair in a note; other control characters (NUL above all, which
-        // PostgreSQL cannot store) are not.
-        if trimmed
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t')
-        {
-            return Err(Error::bad_input(
-                "reason must not contain control characters",
-            ));
-        }
-        Ok(Some(Self(trimmed.to_owned())))
+        Ok(parse_note("reason", raw, Self::MAX_CHARS)?.map(Self))
     }
 
     /// The reason text.
@@ -89,6 +70,76 @@ impl Reason {
     pub fn into_string(self) -> String {
         self.0
     }
+}
+
+/// The caller's reference for a reservation (an order or cart id): trimmed, at most 200
+/// characters; blank means none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reference(String);
+
+impl Reference {
+    /// The longest reference accepted, in characters.
+    pub const MAX_CHARS: usize = 200;
+
+    /// Validates an optional raw reference; `None` or blank gives `None`.
+    pub fn parse(raw: Option<&str>) -> Result<Option<Self>> {
+        Ok(parse_note("reference", raw, Self::MAX_CHARS)?.map(Self))
+    }
+
+    /// The reference text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How long a reservation holds its units: 1 second to 7 days; 15 minutes when not given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReservationTtl(i64);
+
+impl ReservationTtl {
+    /// The TTL when the caller gives none, in seconds.
+    pub const DEFAULT_SECONDS: i64 = 15 * 60;
+    /// The longest TTL, in seconds.
+    pub const MAX_SECONDS: i64 = 7 * 24 * 60 * 60;
+
+    /// Validates an optional TTL in seconds.
+    pub fn parse(seconds: Option<i64>) -> Result<Self> {
+        let seconds = seconds.unwrap_or(Self::DEFAULT_SECONDS);
+        if !(1..=Self::MAX_SECONDS).contains(&seconds) {
+            return Err(Error::bad_input(format!(
+                "ttlSeconds must be from 1 to {} (got {seconds})",
+                Self::MAX_SECONDS
+            )));
+        }
+        Ok(Self(seconds))
+    }
+
+    /// The TTL in seconds.
+    pub fn seconds(self) -> i64 {
+        self.0
+    }
+}
+
+/// Optional free text: trimmed, blank is `None`, at most `max_chars`, and no control characters
+/// but newlines and tabs (NUL above all, which PostgreSQL cannot store).
+fn parse_note(field: &str, raw: Option<&str>, max_chars: usize) -> Result<Option<String>> {
+    let Some(trimmed) = raw.map(str::trim).filter(|text| !text.is_empty()) else {
+        return Ok(None);
+    };
+    if trimmed.chars().count() > max_chars {
+        return Err(Error::bad_input(format!(
+            "{field} must be at most {max_chars} characters"
+        )));
+    }
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Error::bad_input(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(Some(trimmed.to_owned()))
 }
 
 #[cfg(test)]
@@ -117,6 +168,13 @@ mod tests {
                 .code(),
             "STOCK_LIMIT_EXCEEDED"
         );
+    }
+
+    #[test]
+    fn reservation_ttls_default_to_15_minutes_and_are_bounded() {
+        assert_eq!(ReservationTtl::parse(None).unwrap().seconds(), 900);
+        assert!(ReservationTtl::parse(Some(0)).is_err());
+        assert!(ReservationTtl::parse(Some(ReservationTtl::MAX_SECONDS + 1)).is_err());
     }
 
     #[test]

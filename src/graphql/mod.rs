@@ -24,11 +24,16 @@ pub struct Query(
     query::ProductQuery,
     query::MovementQuery,
     query::LedgerQuery,
+    query::ReservationQuery,
 );
 
 /// Every mutation, merged from the per-domain roots.
 #[derive(MergedObject, Default)]
-pub struct Mutation(mutation::ProductMutation, mutation::StockMutation);
+pub struct Mutation(
+    mutation::ProductMutation,
+    mutation::StockMutation,
+    mutation::ReservationMutation,
+);
 
 /// Every subscription, merged from the per-domain roots.
 #[derive(MergedSubscription, Default)]

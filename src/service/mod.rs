@@ -4,11 +4,13 @@
 mod idempotency;
 mod ledger;
 mod products;
+mod reservations;
 mod stock;
 
 pub use idempotency::{IdempotentRequest, prune as prune_idempotency_keys};
 pub use ledger::{LedgerMismatch, LedgerReport, LedgerService, StockAtTime};
 pub use products::{NewProduct, ProductChanges, ProductFilter, ProductService, StockStatus};
+pub use reservations::{ReservationService, ReserveRequest, Resolution};
 pub use stock::{MovementPosition, StockChange, StockChangeRequest, StockDirection, StockService};
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -31,6 +33,8 @@ pub struct Services {
     pub stock: StockService,
     /// Checking the ledger against the products.
     pub ledger: LedgerService,
+    /// Holding stock for checkouts.
+    pub reservations: ReservationService,
     database: Database,
     events: EventBus,
 }
@@ -42,6 +46,7 @@ impl Services {
             products: ProductService::new(database.clone(), events.clone()),
             stock: StockService::new(database.clone(), events.clone()),
             ledger: LedgerService::new(database.clone()),
+            reservations: ReservationService::new(database.clone(), events.clone()),
             database,
             events,
         }

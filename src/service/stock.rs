@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::idempotency::{IdempotentRequest, run_write};
 use super::products::bump;
+use super::reservations::sweep_expired;
 use super::{Actor, lock_live_product};
 use crate::database::Database;
 use crate::domain::{IdempotencyKey, MAX_STOCK, Quantity, Reason};
@@ -123,7 +124,8 @@ async fn apply_change(
         StockDirection::Add => (MovementKind::Add, request.quantity.get()),
         StockDirection::Reduce => (MovementKind::Reduce, -request.quantity.get()),
     };
-    let before = lock_live_product(transaction, request.product_id).await?;
+    let locked = lock_live_product(transaction, request.product_id).await?;
+    let before = sweep_expired(transaction, locked).await?;
     let stock_after = checked_stock(&before, delta)?;
     let mut row = bump(before.clone());
     row.stock = Set(stock_after);

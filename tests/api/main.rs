@@ -11,6 +11,7 @@ mod idempotency;
 mod ledger;
 mod pagination;
 mod products;
+mod reservations;
 mod rest;
 mod schema;
 mod security;

@@ -4,6 +4,7 @@ mod event;
 mod movement;
 mod pagination;
 mod product;
+mod reservation;
 mod stock_change;
 
 pub use event::LowStockEvent;
@@ -15,6 +16,7 @@ pub use product::{
     CreateProductInput, Product, ProductConnection, ProductEdge, ProductStatus, StockStatus,
     UpdateProductInput,
 };
+pub use reservation::{Reservation, ReservationStatus};
 pub use stock_change::StockChange;
 
 use async_graphql::ID;

@@ -1,0 +1,91 @@
+//! Reservation mutations: hold stock for a checkout, then commit or release it.
+
+use async_graphql::{Context, ID, Object, Result};
+
+use crate::domain::{IdempotencyKey, Quantity, Reference, ReservationTtl};
+use crate::graphql::context::ContextExt;
+use crate::graphql::guard::Requires;
+use crate::graphql::types::{Reservation, parse_id};
+use crate::service::{ReserveRequest, Resolution};
+
+/// Holding stock for checkouts.
+#[derive(Default)]
+pub struct ReservationMutation;
+
+#[Object]
+impl ReservationMutation {
+    /// Holds units of a product for a checkout. Only available units (stock less what is
+    /// reserved) can be held; held units cannot be taken by `reduceStock` or other reservations.
+    /// Errors: `BAD_USER_INPUT`, `NOT_FOUND`, `INSUFFICIENT_STOCK`, `IDEMPOTENCY_KEY_REUSED`.
+    #[graphql(guard = "Requires(\"reserveStock\")")]
+    async fn reserve_stock(
+        &self,
+        ctx: &Context<'_>,
+        product_id: ID,
+        #[graphql(desc = "Units to hold: at least 1.")] quantity: i32,
+        #[graphql(
+            desc = "How long to hold them: 1 second to 7 days; 900 (15 minutes) when omitted."
+        )]
+        ttl_seconds: Option<i32>,
+        #[graphql(desc = "Your order or cart reference (at most 200 characters).")]
+        reference: Option<String>,
+        #[graphql(desc = "Makes retries safe (see `reduceStock`).")] idempotency_key: Option<
+            String,
+        >,
+    ) -> Result<Reservation> {
+        let request = ReserveRequest {
+            product_id: parse_id(&product_id)?,
+            quantity: Quantity::parse(quantity.into())?,
+            ttl: ReservationTtl::parse(ttl_seconds.map(i64::from))?,
+            reference: Reference::parse(reference.as_deref())?,
+            idempotency_key: IdempotencyKey::parse(idempotency_key.as_deref())?,
+        };
+        let services = ctx.services()?;
+        let reservation = services.reservations.reserve(request, ctx.actor()?).await?;
+        Ok(Reservation(reservation))
+    }
+
+    /// Takes the held units from stock (recording a `RESERVATION_COMMIT` movement). A
+    /// reservation resolves once: committing one that is not `ACTIVE` is `BAD_USER_INPUT`.
+    #[graphql(guard = "Requires(\"commitReservation\")")]
+    async fn commit_reservation(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(desc = "Makes retries safe (see `reduceStock`).")] idempotency_key: Option<
+            String,
+        >,
+    ) -> Result<Reservation> {
+        resolve(ctx, &id, Resolution::Commit, idempotency_key).await
+    }
+
+    /// Gives the held units back. Releasing a reservation that is not `ACTIVE` is
+    /// `BAD_USER_INPUT`.
+    #[graphql(guard = "Requires(\"releaseReservation\")")]
+    async fn release_reservation(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(desc = "Makes retries safe (see `reduceStock`).")] idempotency_key: Option<
+            String,
+        >,
+    ) -> Result<Reservation> {
+        resolve(ctx, &id, Resolution::Release, idempotency_key).await
+    }
+}
+
+async fn resolve(
+    ctx: &Context<'_>,
+    id: &ID,
+    resolution: Resolution,
+    idempotency_key: Option<String>,
+) -> Result<Reservation> {
+    let id = parse_id(id)?;
+    let key = IdempotencyKey::parse(idempotency_key.as_deref())?;
+    let services = ctx.services()?;
+    let reservation = services
+        .reservations
+        .resolve(id, resolution, key, ctx.actor()?)
+        .await?;
+    Ok(Reservation(reservation))
+}

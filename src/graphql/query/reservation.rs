@@ -1,0 +1,26 @@
+//! Reading reservations.
+
+use async_graphql::{Context, ID, Object, Result};
+
+use crate::graphql::context::ContextExt;
+use crate::graphql::guard::Requires;
+use crate::graphql::types::{Reservation, parse_id};
+
+/// Reading reservations.
+#[derive(Default)]
+pub struct ReservationQuery;
+
+#[Object]
+impl ReservationQuery {
+    /// A reservation by id, in any status; null when there is none.
+    #[graphql(guard = "Requires(\"reservation\")")]
+    async fn reservation(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Reservation>> {
+        let id = parse_id(&id)?;
+        Ok(ctx
+            .services()?
+            .reservations
+            .find(id)
+            .await?
+            .map(Reservation))
+    }
+}
