@@ -78,8 +78,8 @@ pub struct TestApp {
     pub address: String,
     /// A pooled HTTP client.
     pub client: reqwest::Client,
-    /// The server's services, to look inside (e.g. count subscribers).
-    pub services: Services,
+    /// The server's services when it runs in this process, to look inside.
+    in_process: Option<Services>,
     /// The database the server uses.
     pub database_url: String,
     /// The bearer token the helpers send, if any.
@@ -174,7 +174,7 @@ async fn start_server(database_url: &str, args: &[&str]) -> TestApp {
     TestApp {
         address,
         client: reqwest::Client::new(),
-        services,
+        in_process: Some(services),
         database_url: database_url.to_owned(),
         token: None,
         extra_args: Vec::new(),
@@ -187,7 +187,8 @@ fn postgres_server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
-async fn create_postgres_database() -> String {
+/// Creates a fresh, uniquely named PostgreSQL database and returns its URL.
+pub async fn create_postgres_database() -> String {
     let server = postgres_server_url();
     let name = format!("stockroom_test_{}", Uuid::new_v4().simple());
     let admin = sea_orm::Database::connect(format!("{server}/postgres"))
@@ -212,12 +213,53 @@ impl TestApp {
         TestApp {
             address: self.address.clone(),
             client: self.client.clone(),
-            services: self.services.clone(),
+            in_process: self.in_process.clone(),
             database_url: self.database_url.clone(),
             token,
             extra_args: self.extra_args.clone(),
             _sqlite_folder: None,
         }
+    }
+
+    /// The in-process server's services (e.g. to count subscribers).
+    pub fn services(&self) -> &Services {
+        self.in_process
+            .as_ref()
+            .expect("this server runs in another process")
+    }
+
+    /// A client for a server this test did not spawn in-process (a child process).
+    pub fn client_for(address: &str, database_url: &str) -> TestApp {
+        TestApp {
+            address: address.to_owned(),
+            client: reqwest::Client::new(),
+            in_process: None,
+            database_url: database_url.to_owned(),
+            token: None,
+            extra_args: Vec::new(),
+            _sqlite_folder: None,
+        }
+    }
+
+    /// The same server for another task, sharing `client`'s connections.
+    pub fn clone_for_worker(&self, client: &reqwest::Client) -> TestApp {
+        let mut app = self.with_token(self.token.clone());
+        app.client = client.clone();
+        app
+    }
+
+    /// POSTs a GraphQL request; `Err` when the server cannot be reached.
+    pub async fn try_graphql(
+        &self,
+        query: &str,
+        variables: Value,
+    ) -> Result<Value, reqwest::Error> {
+        self.authorized(self.client.post(format!("{}/graphql", self.address)))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await?
+            .json()
+            .await
     }
 
     /// POSTs a GraphQL request and returns the whole JSON response.

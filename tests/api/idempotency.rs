@@ -142,7 +142,7 @@ async fn pruned_keys_can_be_used_again(app: TestApp) {
     assert_no_errors(&app.graphql(REDUCE, variables.clone()).await);
 
     let pruned = stockroom::service::prune_idempotency_keys(
-        app.services.database(),
+        app.services().database(),
         chrono::Utc::now() + chrono::Duration::seconds(1),
     )
     .await

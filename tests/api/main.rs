@@ -8,6 +8,7 @@ mod concurrency;
 mod fuzz;
 mod health;
 mod idempotency;
+mod invariants;
 mod ledger;
 mod pagination;
 mod products;

@@ -355,7 +355,7 @@ async fn websocket_connections_without_a_valid_token_are_closed_before_any_subsc
             assert!(refused.is_err(), "{payload} over {protocol:?} was accepted");
         }
     }
-    assert_eq!(app.services.events().subscriber_count(), 0);
+    assert_eq!(app.services().events().subscriber_count(), 0);
 
     // A viewer's token is enough to subscribe.
     let viewer = app.with_token(Some(token(Role::Viewer, "dashboard")));

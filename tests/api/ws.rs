@@ -154,14 +154,14 @@ impl WsClient {
 /// subscription is in place.
 pub async fn wait_for_subscribers(app: &TestApp, count: usize) {
     for _ in 0..500 {
-        if app.services.events().subscriber_count() == count {
+        if app.services().events().subscriber_count() == count {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!(
         "expected {count} subscribers, have {}",
-        app.services.events().subscriber_count()
+        app.services().events().subscriber_count()
     );
 }
 
@@ -170,7 +170,7 @@ pub async fn wait_for_subscribers(app: &TestApp, count: usize) {
 /// arrives a moment after its commit; notifications arrive in commit order, so once a marker
 /// change made now has come through, everything before it has too.
 pub async fn settle_events(app: &TestApp) {
-    let mut events = Box::pin(app.services.events().subscribe());
+    let mut events = Box::pin(app.services().events().subscribe());
     let sku = format!("BARRIER-{}", uuid::Uuid::new_v4().simple());
     app.create_product("Event barrier", &sku, 0, 0).await;
     let wait = async {

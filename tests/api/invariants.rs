@@ -1,0 +1,272 @@
+//! Whole-system invariants under load: after thousands of random concurrent operations, and
+//! after the server is killed mid-load, every unit is accounted for.
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+
+use crate::helpers::{TestApp, assert_no_errors, create_postgres_database, id_of};
+use crate::stock::assert_chained;
+
+const RESERVE: &str = "mutation($id: ID!, $quantity: Int!) {
+    reserveStock(productId: $id, quantity: $quantity, ttlSeconds: 60) { id } }";
+const RESOLVE_COMMIT: &str = "mutation($id: ID!) { commitReservation(id: $id) { id } }";
+const RESOLVE_RELEASE: &str = "mutation($id: ID!) { releaseReservation(id: $id) { id } }";
+
+fn seed() -> u64 {
+    let seed = std::env::var("STOCKROOM_TEST_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("seed: {seed} (rerun with STOCKROOM_TEST_SEED={seed})");
+    seed
+}
+
+/// Every product's ledger chains, stock and reserved are in bounds, and `verifyLedger` agrees.
+async fn assert_every_invariant(app: &TestApp, products: &[String], seed: u64) {
+    let report = app
+        .graphql(
+            "{ verifyLedger { ok productsChecked mismatches { sku } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        report["data"]["verifyLedger"]["ok"], true,
+        "seed {seed}: {report}"
+    );
+    for id in products {
+        let product = app.product(id).await;
+        let (stock, reserved) = (
+            product["stock"].as_i64().unwrap(),
+            product["reserved"].as_i64().unwrap(),
+        );
+        assert!(
+            stock >= 0 && (0..=stock).contains(&reserved),
+            "seed {seed}: {product}"
+        );
+        assert_chained(&app.movements(id).await, stock);
+    }
+}
+
+on_both_backends!(thousands_of_random_concurrent_operations_keep_every_invariant);
+
+async fn thousands_of_random_concurrent_operations_keep_every_invariant(app: TestApp) {
+    let seed = seed();
+    let mut products = Vec::new();
+    for index in 0..4 {
+        products.push(id_of(
+            &app.create_product("Random", &format!("RND-{index}"), 200, 20)
+                .await,
+        ));
+    }
+    let active: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let unexpected: Arc<Mutex<Vec<String>>> = Arc::default();
+
+    let workers = (0..20u64).map(|worker| {
+        let (app, products, active, unexpected) =
+            (&app, &products, active.clone(), unexpected.clone());
+        async move {
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_add(worker));
+            for _ in 0..100 {
+                let id = &products[rng.random_range(0..products.len())];
+                let quantity = rng.random_range(1..=15);
+                let response = match rng.random_range(0..5) {
+                    0 => app.add_stock(id, quantity).await,
+                    1 => app.reduce_stock(id, quantity).await,
+                    2 => {
+                        let response = app
+                            .graphql(RESERVE, json!({ "id": id, "quantity": quantity }))
+                            .await;
+                        if let Some(reservation) = response["data"]["reserveStock"]["id"].as_str() {
+                            active.lock().await.push(json!(reservation));
+                        }
+                        response
+                    }
+                    choice => {
+                        let Some(reservation) = active.lock().await.pop() else {
+                            continue;
+                        };
+                        let document = if choice == 3 {
+                            RESOLVE_COMMIT
+                        } else {
+                            RESOLVE_RELEASE
+                        };
+                        app.graphql(document, json!({ "id": reservation })).await
+                    }
+                };
+                let code = response["errors"][0]["extensions"]["code"].as_str();
+                if !matches!(code, None | Some("INSUFFICIENT_STOCK")) {
+                    unexpected.lock().await.push(response.to_string());
+                }
+            }
+        }
+    });
+    join_all(workers).await;
+
+    assert!(
+        unexpected.lock().await.is_empty(),
+        "seed {seed}: {:?}",
+        unexpected.lock().await
+    );
+    assert_every_invariant(&app, &products, seed).await;
+}
+
+/// A server running as its own process, as in production.
+struct ServerProcess {
+    child: Child,
+    address: String,
+}
+
+async fn start_process(database_url: &str) -> ServerProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stockroom"))
+        .args([
+            "serve",
+            "--database-url",
+            database_url,
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .env_remove("DATABASE_URL")
+        .env_remove("STOCKROOM_JWT_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the server starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Ok(entry) = serde_json::from_str::<Value>(&line)
+                && let Some(address) = entry["address"].as_str()
+            {
+                return format!("http://{address}");
+            }
+        }
+        panic!("the server exited before listening");
+    })
+    .await
+    .expect("the server listens");
+    // Keep draining its log so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    ServerProcess { child, address }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_kill_mid_load_and_a_restart_verify_finds_every_acknowledged_change() {
+    let seed = seed();
+    let database_url = create_postgres_database().await;
+    let server = start_process(&database_url).await;
+    let client = reqwest::Client::new();
+    let app = TestApp::client_for(&server.address, &database_url);
+    let mut products = Vec::new();
+    for index in 0..3 {
+        products.push(id_of(
+            &app.create_product("Crash", &format!("CRASH-{index}"), 100_000, 0)
+                .await,
+        ));
+    }
+
+    // Workers run until the server dies under them, remembering every success they were told.
+    let acknowledged_movements: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let acknowledged_reservations: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let workers: Vec<_> = (0..16u64)
+        .map(|worker| {
+            let (app, products) = (app.clone_for_worker(&client), products.clone());
+            let (movements, reservations) = (acknowledged_movements.clone(), acknowledged_reservations.clone());
+            tokio::spawn(async move {
+                let mut rng = StdRng::seed_from_u64(seed.wrapping_add(worker));
+                while Instant::now() < deadline {
+                    let id = &products[rng.random_range(0..products.len())];
+                    if rng.random_bool(0.7) {
+                        let Ok(response) = app.try_graphql(
+                            "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { movement { id } } }",
+                            json!({ "id": id }),
+                        ).await else { return };
+                        if let Some(movement) = response["data"]["reduceStock"]["movement"]["id"].as_str() {
+                            movements.lock().await.insert(movement.to_owned());
+                        }
+                    } else {
+                        let Ok(response) = app.try_graphql(RESERVE, json!({ "id": id, "quantity": 1 })).await else { return };
+                        if let Some(reservation) = response["data"]["reserveStock"]["id"].as_str() {
+                            reservations.lock().await.insert(reservation.to_owned());
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut server = server;
+    server.child.start_kill().expect("SIGKILL");
+    server.child.wait().await.unwrap();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let movements = acknowledged_movements.lock().await.clone();
+    let reservations = acknowledged_reservations.lock().await.clone();
+    println!(
+        "killed mid-load after {} acknowledged reductions and {} reservations",
+        movements.len(),
+        reservations.len()
+    );
+    assert!(
+        movements.len() > 50,
+        "the load ran before the kill ({} reductions)",
+        movements.len()
+    );
+
+    // Restart on the same database, then check the books.
+    let restarted = start_process(&database_url).await;
+    let verify = Command::new(env!("CARGO_BIN_EXE_stockroom"))
+        .args(["verify", "--database-url", &database_url])
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "seed {seed}: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+
+    let app = TestApp::client_for(&restarted.address, &database_url);
+    let mut recorded = HashSet::new();
+    for id in &products {
+        for movement in app.movements(id).await {
+            recorded.insert(movement["id"].as_str().unwrap().to_owned());
+        }
+    }
+    let missing: Vec<_> = movements.difference(&recorded).collect();
+    assert!(
+        missing.is_empty(),
+        "seed {seed}: acknowledged but not in the ledger: {missing:?}"
+    );
+    for reservation in &reservations {
+        let found = app
+            .graphql(
+                "query($id: ID!) { reservation(id: $id) { id } }",
+                json!({ "id": reservation }),
+            )
+            .await;
+        assert_no_errors(&found);
+        assert_eq!(
+            found["data"]["reservation"]["id"],
+            reservation.as_str(),
+            "seed {seed}"
+        );
+    }
+    assert_every_invariant(&app, &products, seed).await;
+}
