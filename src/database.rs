@@ -23,6 +23,15 @@ pub struct DatabaseSettings {
     pub sqlite_busy_timeout: Duration,
 }
 
+/// A snapshot of the connection pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections running a query or transaction.
+    pub in_use: u32,
+    /// Connections waiting in the pool.
+    pub idle: u32,
+}
+
 /// A pooled connection to PostgreSQL or SQLite.
 #[derive(Clone, Debug)]
 pub struct Database {
@@ -76,6 +85,22 @@ impl Database {
                 ..TransactionOptions::default()
             })
             .await
+    }
+
+    /// How many pooled connections are in use and idle right now.
+    pub fn pool_status(&self) -> PoolStatus {
+        let (size, idle) = if self.is_postgres() {
+            let pool = self.connection.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        } else {
+            let pool = self.connection.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+        PoolStatus {
+            in_use: size.saturating_sub(idle),
+            idle,
+        }
     }
 
     /// Whether this is PostgreSQL (else SQLite).

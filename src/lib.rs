@@ -22,6 +22,8 @@ pub mod graphql;
 pub mod health;
 /// Background upkeep: reservation expiry, idempotency key pruning.
 pub mod maintenance;
+/// Prometheus metrics and `GET /metrics`.
+pub mod metrics;
 /// The seed's REST facade over the same services.
 pub mod rest;
 /// Business rules and transactions.

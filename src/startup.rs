@@ -22,6 +22,7 @@ use crate::events::EventBus;
 use crate::graphql::{self, AppSchema, GraphqlSettings};
 use crate::health;
 use crate::maintenance::{self, MaintenanceSettings};
+use crate::metrics;
 use crate::rest::{self, ApiError};
 use crate::service::Services;
 
@@ -88,10 +89,12 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .route("/graphql/ws", get(graphql::graphql_ws))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics::render))
         .merge(rest::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .route_layer(axum::middleware::from_fn(metrics::track_http))
         // Layers run bottom-up for a request: trace, CORS, timeout, then the body limit.
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -158,6 +161,7 @@ impl Application {
     /// then binds the listen address (port 0 picks a free port: see
     /// [`Application::local_addr`]).
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        metrics::handle();
         let authenticator = Authenticator::new(&config.auth());
         if authenticator.is_open() {
             if !config.listen.ip().is_loopback() {

@@ -32,6 +32,14 @@ pub const POLICY: &[(&str, Role)] = &[
     ("stockChanged", Role::Viewer),
 ];
 
+/// The declared name equal to `operation`, as a `'static` label for metrics.
+pub fn declared_operation(operation: &str) -> Option<&'static str> {
+    POLICY
+        .iter()
+        .find(|(name, _)| *name == operation)
+        .map(|(name, _)| *name)
+}
+
 /// The least role `operation` needs, if it is declared.
 pub fn required_role(operation: &str) -> Option<Role> {
     POLICY

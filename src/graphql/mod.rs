@@ -5,6 +5,7 @@ mod errors;
 mod guard;
 mod http;
 mod limits;
+mod metrics;
 mod mutation;
 mod query;
 mod subscription;
@@ -90,4 +91,5 @@ fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         Subscription::default(),
     )
     .extension(errors::ContractErrorCodes)
+    .extension(metrics::OperationMetrics)
 }

@@ -22,6 +22,13 @@ pub async fn graphql_ws(
 ) -> Response {
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        // Subscribers send only small control messages, and thousands of them may be connected:
+        // small buffers keep each connection to a few KiB instead of tungstenite's 128 KiB
+        // default, and a small message limit refuses anything else.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_message_size(64 * 1024)
+        .max_frame_size(64 * 1024)
         .on_upgrade(move |socket| {
             GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| async move {

@@ -160,8 +160,12 @@ impl StockService {
     /// a retry returns the original outcome and changes nothing again.
     pub async fn change(&self, request: StockChangeRequest, actor: &Actor) -> Result<StockChange> {
         let idempotency = request.idempotency();
+        let operation = match request.direction {
+            StockDirection::Add => "addStock",
+            StockDirection::Reduce => "reduceStock",
+        };
         let movement_actor = actor.clone();
-        run_write(
+        let result = run_write(
             &self.database,
             &self.events,
             actor,
@@ -178,7 +182,11 @@ impl StockService {
                 })
             },
         )
-        .await
+        .await;
+        let outcome = result.as_ref().map_or_else(Error::code, |_| "success");
+        metrics::counter!("stockroom_stock_changes_total", "operation" => operation, "outcome" => outcome)
+            .increment(1);
+        result
     }
 
     /// Up to `limit` movements, newest first, starting after `after`. With `product_id`,

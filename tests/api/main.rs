@@ -10,6 +10,7 @@ mod health;
 mod idempotency;
 mod invariants;
 mod ledger;
+mod metrics;
 mod pagination;
 mod products;
 mod reservations;

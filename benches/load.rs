@@ -1,0 +1,681 @@
+//! `cargo bench --bench load`: Stockroom's throughput against the physical limit of its own
+//! database, side by side in one run.
+//!
+//! Creates a fresh PostgreSQL database on the server at `--database-url` / `BENCH_DATABASE_URL`
+//! (default `postgres://postgres@127.0.0.1:5432`), seeds it, starts the real server in this
+//! process on 127.0.0.1 port 0, drives it with concurrent HTTP clients for a bounded time per
+//! scenario, and runs `pgbench` with the equivalent SQL on the same database as the reference.
+//! Prints one line per scenario and writes the same as JSON to `target/bench/load.json`.
+//! `--seconds N` sets each phase's length (default 8), `--only SCENARIO` runs one scenario;
+//! the database is dropped at the end.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use clap::Parser;
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+use stockroom::config::Cli;
+use stockroom::startup::Application;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+const CLIENTS: usize = 64;
+const SPREAD_PRODUCTS: u64 = 10_000;
+const DEEP_PRODUCTS: u64 = 200_000;
+const SUBSCRIBERS: usize = 5_000;
+const CHANGES_PER_SECOND: u64 = 100;
+
+/// A seeded product's id: deterministic so pgbench can name the same rows.
+fn seeded_id(group: u32, n: u64) -> String {
+    format!("00000000-0000-7000-{:04x}-{n:012x}", 0x8000 + group)
+}
+
+/// The same id as SQL, for pgbench (`:n` is its random variable).
+fn seeded_id_sql(group: u32) -> String {
+    format!(
+        "('00000000-0000-7000-{:04x}-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid",
+        0x8000 + group
+    )
+}
+
+struct Options {
+    server: String,
+    seconds: u64,
+    only: Option<String>,
+}
+
+fn options() -> Options {
+    let mut server = std::env::var("BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    let mut seconds = 8;
+    let mut only = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--database-url" => server = args.next().expect("--database-url URL"),
+            "--seconds" => {
+                seconds = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--seconds N")
+            }
+            "--only" => only = Some(args.next().expect("--only SCENARIO")),
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    Options {
+        server: server.trim_end_matches('/').to_owned(),
+        seconds,
+        only,
+    }
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<Value>,
+}
+
+impl Report {
+    fn add(&mut self, row: Value) {
+        println!("{}", describe(&row));
+        self.rows.push(row);
+    }
+}
+
+fn describe(row: &Value) -> String {
+    let number = |key: &str| {
+        row[key]
+            .as_f64()
+            .map_or("-".to_owned(), |v| format!("{v:.1}"))
+    };
+    format!(
+        "{:<15} {:>10} req/s  p50 {:>8} ms  p99 {:>8} ms  reference {:>10}/s  ratio {:>6} (goal {})  peak RSS {} MB  {}",
+        row["scenario"].as_str().unwrap_or_default(),
+        number("requests_per_second"),
+        number("p50_ms"),
+        number("p99_ms"),
+        number("reference_per_second"),
+        row["ratio"]
+            .as_f64()
+            .map_or("-".to_owned(), |v| format!("{v:.2}")),
+        row["goal"].as_str().unwrap_or_default(),
+        number("peak_rss_mb"),
+        row["note"].as_str().unwrap_or_default(),
+    )
+}
+
+/// Resident memory of this process (server and load generator together), in MB.
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches(" kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Samples RSS until stopped; returns the peak.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<f64>,
+}
+
+impl RssSampler {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut peak = rss_mb();
+            while !flag.load(Ordering::Relaxed) {
+                peak = peak.max(rss_mb());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            peak
+        });
+        Self { stop, task }
+    }
+
+    async fn peak(self) -> f64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap_or(0.0)
+    }
+}
+
+/// Microseconds from 1 µs to an hour, at 3 significant figures.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
+}
+
+/// A small histogram for each of thousands of subscribers: 1 µs to 60 s, 2 significant figures.
+fn subscriber_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid bounds")
+}
+
+struct Load {
+    requests: u64,
+    failures: u64,
+    elapsed: Duration,
+    latency: Histogram<u64>,
+}
+
+/// Runs `clients` loops of `request` for `duration`; each returns whether it succeeded.
+async fn drive<F, Fut>(clients: usize, duration: Duration, request: F) -> Load
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..clients as u64)
+        .map(|client| {
+            let request = request.clone();
+            tokio::spawn(async move {
+                let mut latency = latency_histogram();
+                let (mut requests, mut failures, mut step) = (0, 0, 0u64);
+                while Instant::now() < deadline {
+                    let began = Instant::now();
+                    let ok = request(client.wrapping_mul(1_000_003).wrapping_add(step)).await;
+                    latency.saturating_record(began.elapsed().as_micros() as u64);
+                    requests += 1;
+                    failures += u64::from(!ok);
+                    step += 1;
+                }
+                (requests, failures, latency)
+            })
+        })
+        .collect();
+    let mut load = Load {
+        requests: 0,
+        failures: 0,
+        elapsed: Duration::ZERO,
+        latency: latency_histogram(),
+    };
+    for task in tasks {
+        let (requests, failures, latency) = task.await.unwrap();
+        load.requests += requests;
+        load.failures += failures;
+        load.latency.add(latency).unwrap();
+    }
+    load.elapsed = started.elapsed();
+    load
+}
+
+fn row(scenario: &str, load: &Load, reference: Option<f64>, goal: &str, peak: f64) -> Value {
+    let rps = load.requests as f64 / load.elapsed.as_secs_f64();
+    json!({
+        "scenario": scenario,
+        "requests": load.requests,
+        "failures": load.failures,
+        "requests_per_second": rps,
+        "p50_ms": load.latency.value_at_quantile(0.5) as f64 / 1000.0,
+        "p99_ms": load.latency.value_at_quantile(0.99) as f64 / 1000.0,
+        "reference_per_second": reference,
+        "ratio": reference.map(|reference| rps / reference),
+        "goal": goal,
+        "peak_rss_mb": peak,
+    })
+}
+
+/// The reference for a reduction: the same statements the server runs, as one pgbench
+/// transaction (`id_sql` names the product).
+fn transaction(id_sql: &str) -> String {
+    format!(
+        "BEGIN;\n\
+         SELECT stock, reserved, version FROM products WHERE id = {id_sql} FOR UPDATE;\n\
+         UPDATE products SET stock = stock - 1, version = version + 1, updated_at = now() WHERE id = {id_sql};\n\
+         INSERT INTO stock_movements (id, product_id, kind, delta, stock_before, stock_after, product_version, actor, created_at) \
+         SELECT gen_random_uuid(), id, 'REDUCE', -1, stock + 1, stock, version, 'pgbench', now() FROM products WHERE id = {id_sql};\n\
+         COMMIT;\n"
+    )
+}
+
+/// Runs pgbench with `script` for `seconds` and returns its transactions per second. The
+/// extended protocol binds `:variables` as parameters (`-M prepared` loses its statements
+/// inside the BEGIN ... COMMIT script on pgbench 15).
+fn pgbench(database_url: &str, script: &str, seconds: u64, defines: &[(&str, &str)]) -> f64 {
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("script.sql");
+    std::fs::write(&file, script).unwrap();
+    let mut command = std::process::Command::new("pgbench");
+    command.args([
+        "-n",
+        "-M",
+        "extended",
+        "-c",
+        &CLIENTS.to_string(),
+        "-j",
+        "2",
+        "-T",
+        &seconds.to_string(),
+    ]);
+    for (name, value) in defines {
+        command.arg("-D").arg(format!("{name}={value}"));
+    }
+    let output = command
+        .arg("-f")
+        .arg(&file)
+        .arg(database_url)
+        .output()
+        .expect("pgbench runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|tps| tps.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench failed: {text}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+}
+
+struct Server {
+    graphql: String,
+    ws: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    async fn post(&self, body: &'static str) -> bool {
+        self.post_owned(body.to_owned()).await
+    }
+
+    async fn post_owned(&self, body: String) -> bool {
+        match self
+            .client
+            .post(&self.graphql)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(response) => response
+                .bytes()
+                .await
+                .is_ok_and(|bytes| !bytes.windows(9).any(|w| w == b"\"errors\":")),
+            Err(_) => false,
+        }
+    }
+}
+
+fn graphql_body(query: &str, variables: Value) -> String {
+    json!({ "query": query, "variables": variables }).to_string()
+}
+
+#[tokio::main]
+async fn main() {
+    let options = options();
+    let seconds = Duration::from_secs(options.seconds);
+    let name = format!("stockroom_bench_{}", uuid::Uuid::new_v4().simple());
+    let admin = sea_orm::Database::connect(format!("{}/postgres", options.server))
+        .await
+        .expect("a PostgreSQL server (set BENCH_DATABASE_URL)");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .unwrap();
+    let database_url = format!("{}/{name}", options.server);
+    println!(
+        "benchmark database {database_url}; {CLIENTS} clients; {}s per phase",
+        options.seconds
+    );
+
+    let cli = Cli::try_parse_from([
+        "stockroom",
+        "--database-url",
+        &database_url,
+        "--listen",
+        "127.0.0.1:0",
+        "--db-max-connections",
+        "16",
+        "--max-root-fields",
+        "20",
+    ])
+    .unwrap();
+    let application = Application::build(&cli.config)
+        .await
+        .expect("the server starts");
+    let address = application.local_addr().unwrap();
+    tokio::spawn(application.run_until_stopped());
+    let server = Arc::new(Server {
+        graphql: format!("http://{address}/graphql"),
+        ws: format!("ws://{address}/graphql/ws"),
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(CLIENTS * 2)
+            .build()
+            .unwrap(),
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = rss_mb();
+
+    // Seed: one hot product, 10,000 spread products, 200,000 for deep pages.
+    let database = sea_orm::Database::connect(&database_url).await.unwrap();
+    for (group, count) in [(0u32, SPREAD_PRODUCTS), (1, DEEP_PRODUCTS)] {
+        database
+            .execute_unprepared(&format!(
+                "INSERT INTO products (id, name, name_key, sku, sku_key, stock, reorder_level, version, created_at, updated_at, reserved) \
+                 SELECT {id}, 'Bench ' || n, 'bench ' || n, 'B{group}-' || n, 'b{group}-' || n, 1000000000, 10, 1, now(), now(), 0 \
+                 FROM generate_series(1, {count}) AS n",
+                id = seeded_id_sql(group).replace(":n", "n"),
+            ))
+            .await
+            .unwrap();
+    }
+    database.execute_unprepared("ANALYZE").await.unwrap();
+    let hot = server
+        .client
+        .post(&server.graphql)
+        .json(&json!({ "query": "mutation { createProduct(input: { name: \"Hot\", sku: \"HOT-1\", stock: 2000000000 }) { id } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["data"]["createProduct"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut report = Report::default();
+    println!("idle RSS {idle_rss:.1} MB (goal <= 30 MB; the load generator shares this process)");
+
+    let run = |scenario: &str| options.only.as_deref().is_none_or(|only| only == scenario);
+
+    // hot_reduce and hot_reduce_txn: one server run, two references.
+    if run("hot_reduce") {
+        let body: &'static str = Box::leak(
+            graphql_body(
+                "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
+                json!({ "id": hot }),
+            )
+            .into_boxed_str(),
+        );
+        let sampler = RssSampler::start();
+        let load = drive(CLIENTS, seconds, {
+            let server = server.clone();
+            move |_| {
+                let server = server.clone();
+                async move { server.post(body).await }
+            }
+        })
+        .await;
+        let peak = sampler.peak().await;
+        let single = pgbench(
+            &database_url,
+            "UPDATE products SET stock = stock - 1 WHERE id = :hot AND stock >= 1;\n",
+            options.seconds,
+            &[("hot", &hot)],
+        );
+        let hot_txn = pgbench(
+            &database_url,
+            &transaction(":hot"),
+            options.seconds,
+            &[("hot", &hot)],
+        );
+        report.add(row("hot_reduce", &load, Some(single), ">= 1.0", peak));
+        report.add(row("hot_reduce_txn", &load, Some(hot_txn), ">= 2.0", peak));
+    }
+
+    // spread_reduce: random products among 10,000.
+    if run("spread_reduce") {
+        let sampler = RssSampler::start();
+        let load = drive(CLIENTS, seconds, {
+            let server = server.clone();
+            move |step| {
+                let server = server.clone();
+                async move {
+                    let id = seeded_id(0, 1 + step % SPREAD_PRODUCTS);
+                    server
+                        .post_owned(graphql_body(
+                            "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
+                            json!({ "id": id }),
+                        ))
+                        .await
+                }
+            }
+        })
+        .await;
+        let peak = sampler.peak().await;
+        let spread = pgbench(
+            &database_url,
+            &format!(
+                "\\set n random(1, {SPREAD_PRODUCTS})\n{}",
+                transaction(&seeded_id_sql(0))
+            ),
+            options.seconds,
+            &[],
+        );
+        report.add(row("spread_reduce", &load, Some(spread), ">= 0.7", peak));
+    }
+
+    // read_by_id: random products among 10,000.
+    if run("read_by_id") {
+        let sampler = RssSampler::start();
+        let load = drive(CLIENTS, seconds, {
+        let server = server.clone();
+        move |step| {
+            let server = server.clone();
+            async move {
+                let id = seeded_id(0, 1 + step.wrapping_mul(7919) % SPREAD_PRODUCTS);
+                server
+                    .post_owned(graphql_body(
+                        "query($id: ID!) { product(id: $id) { id name sku stock reserved available reorderLevel status version createdAt updatedAt deletedAt } }",
+                        json!({ "id": id }),
+                    ))
+                    .await
+            }
+        }
+    })
+    .await;
+        let peak = sampler.peak().await;
+        let read = pgbench(
+            &database_url,
+            &format!(
+                "\\set n random(1, {SPREAD_PRODUCTS})\nSELECT id, name, sku, stock, reserved, reorder_level, version, created_at, updated_at, deleted_at FROM products WHERE id = {};\n",
+                seeded_id_sql(0)
+            ),
+            options.seconds,
+            &[],
+        );
+        report.add(row("read_by_id", &load, Some(read), ">= 0.5", peak));
+    }
+
+    // deep_page: a page at the end of 200,000 products against the first page.
+    if run("deep_page") {
+        let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("product:{}", seeded_id(1, DEEP_PRODUCTS - 60)));
+        let page = "query($after: String) { products(first: 50, after: $after) { edges { cursor node { id sku stock status } } pageInfo { hasNextPage endCursor } } }";
+        let half = seconds / 2;
+        let first: &'static str =
+            Box::leak(graphql_body(page, json!({ "after": null })).into_boxed_str());
+        let deep: &'static str =
+            Box::leak(graphql_body(page, json!({ "after": cursor })).into_boxed_str());
+        let first_load = drive(8, half, {
+            let server = server.clone();
+            move |_| {
+                let server = server.clone();
+                async move { server.post(first).await }
+            }
+        })
+        .await;
+        let sampler = RssSampler::start();
+        let deep_load = drive(8, half, {
+            let server = server.clone();
+            move |_| {
+                let server = server.clone();
+                async move { server.post(deep).await }
+            }
+        })
+        .await;
+        let peak = sampler.peak().await;
+        let first_p50 = first_load.latency.value_at_quantile(0.5) as f64 / 1000.0;
+        let deep_p50 = deep_load.latency.value_at_quantile(0.5) as f64 / 1000.0;
+        let mut deep_row = row("deep_page", &deep_load, None, "<= 1.2x first page", peak);
+        deep_row["ratio"] = json!(deep_p50 / first_p50);
+        deep_row["note"] = json!(format!("first page p50 {first_p50:.2} ms (8 clients)"));
+        report.add(deep_row);
+    }
+
+    // subscribers: 5,000 WebSocket stockChanged subscribers, 100 committed changes a second.
+    if run("subscribers") {
+        report.add(subscribers(&server, seconds).await);
+    }
+
+    std::fs::create_dir_all(target_dir().join("bench")).unwrap();
+    let output = target_dir().join("bench").join("load.json");
+    let document = json!({ "idle_rss_mb": idle_rss, "clients": CLIENTS, "seconds_per_phase": options.seconds, "scenarios": report.rows });
+    std::fs::write(&output, serde_json::to_string_pretty(&document).unwrap()).unwrap();
+    println!("wrote {}", output.display());
+
+    drop(database);
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await
+        .ok();
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+async fn subscribers(server: &Arc<Server>, seconds: Duration) -> Value {
+    let product = server
+        .client
+        .post(&server.graphql)
+        .json(&json!({ "query": "mutation { createProduct(input: { name: \"Watched\", sku: \"SUB-1\", stock: 2000000000 }) { id } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["data"]["createProduct"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sampler = RssSampler::start();
+    let delivered = Arc::new(AtomicU64::new(0));
+    let connected = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let subscription = json!({ "id": "1", "type": "subscribe", "payload": {
+        "query": "subscription($ids: [ID!]) { stockChanged(productIds: $ids) { createdAt } }",
+        "variables": { "ids": [product] } } })
+    .to_string();
+    let clients: Vec<_> = (0..SUBSCRIBERS)
+        .map(|index| {
+            let (url, subscription) = (server.ws.clone(), subscription.clone());
+            let (delivered, connected, stop) = (delivered.clone(), connected.clone(), stop.clone());
+            tokio::spawn(async move {
+                // Stagger the handshakes a little.
+                tokio::time::sleep(Duration::from_micros(200 * index as u64)).await;
+                let mut request = url.into_client_request().unwrap();
+                request.headers_mut().insert(
+                    "Sec-WebSocket-Protocol",
+                    "graphql-transport-ws".parse().unwrap(),
+                );
+                // Small buffers on the client side too: this process holds both ends.
+                let config = WebSocketConfig::default()
+                    .read_buffer_size(8 * 1024)
+                    .write_buffer_size(4 * 1024);
+                let Ok((mut socket, _)) =
+                    tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+                        .await
+                else {
+                    return latency_histogram();
+                };
+                socket
+                    .send(Message::text(r#"{"type":"connection_init","payload":{}}"#))
+                    .await
+                    .ok();
+                let _ack = socket.next().await;
+                socket.send(Message::text(subscription)).await.ok();
+                connected.fetch_add(1, Ordering::Relaxed);
+                let mut latency = subscriber_histogram();
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(Some(Ok(Message::Text(text)))) =
+                        tokio::time::timeout(Duration::from_millis(200), socket.next()).await
+                    else {
+                        continue;
+                    };
+                    let received = chrono::Utc::now();
+                    if let Ok(message) = serde_json::from_str::<Value>(&text)
+                        && let Some(at) =
+                            message["payload"]["data"]["stockChanged"]["createdAt"].as_str()
+                        && let Ok(at) = chrono::DateTime::parse_from_rfc3339(at)
+                    {
+                        let micros = (received - at.with_timezone(&chrono::Utc))
+                            .num_microseconds()
+                            .unwrap_or(0);
+                        latency.saturating_record(micros.max(0) as u64);
+                        delivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                latency
+            })
+        })
+        .collect();
+    let connect_deadline = Instant::now() + Duration::from_secs(60);
+    while (connected.load(Ordering::Relaxed) as usize) < SUBSCRIBERS
+        && Instant::now() < connect_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let subscribed = connected.load(Ordering::Relaxed);
+    let connected_rss = rss_mb();
+
+    let body = graphql_body(
+        "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
+        json!({ "id": product }),
+    );
+    let mut tick = tokio::time::interval(Duration::from_millis(1000 / CHANGES_PER_SECOND));
+    let started = Instant::now();
+    let mut committed = 0u64;
+    while started.elapsed() < seconds {
+        tick.tick().await;
+        if server.post_owned(body.clone()).await {
+            committed += 1;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // let deliveries drain
+    stop.store(true, Ordering::Relaxed);
+    let mut latency = subscriber_histogram();
+    for client in clients {
+        latency.add(client.await.unwrap()).unwrap();
+    }
+    let peak = sampler.peak().await;
+    let expected = committed * subscribed;
+    let got = delivered.load(Ordering::Relaxed);
+    json!({
+        "scenario": "subscribers",
+        "subscribers": subscribed,
+        "committed_changes": committed,
+        "expected_deliveries": expected,
+        "deliveries": got,
+        "requests_per_second": committed as f64 / seconds.as_secs_f64(),
+        "p50_ms": latency.value_at_quantile(0.5) as f64 / 1000.0,
+        "p99_ms": latency.value_at_quantile(0.99) as f64 / 1000.0,
+        "goal": "all delivered, commit->client p99 <= 100 ms, RSS <= 250 MB",
+        "peak_rss_mb": peak,
+        "rss_after_connecting_mb": connected_rss,
+        "note": format!(
+            "{got}/{expected} deliveries to {subscribed} subscribers (p50/p99 are commit->client); RSS {connected_rss:.0} MB once connected, before any event"
+        ),
+    })
+}
