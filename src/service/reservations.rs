@@ -282,6 +282,11 @@ async fn expire_for_product(
     transaction: &DatabaseTransaction,
     product: product::Model,
 ) -> Result<(product::Model, u64)> {
+    // `reserved` is the sum of the product's active reservations (`stockroom verify` checks
+    // it), so a product holding nothing has nothing to expire: skip the query on the hot path.
+    if product.reserved == 0 {
+        return Ok((product, 0));
+    }
     let sweep_time = now();
     let due = reservation::Entity::find()
         .filter(Column::ProductId.eq(product.id))
