@@ -244,6 +244,33 @@ fn transaction(id_sql: &str) -> String {
     )
 }
 
+/// The server's reduction batches so far: (reductions, batches), from its metrics.
+fn batches() -> (f64, f64) {
+    let text = stockroom::metrics::handle().render();
+    let value = |name: &str| {
+        text.lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("stockroom_reduce_batch_size_sum"),
+        value("stockroom_reduce_batch_size_count"),
+    )
+}
+
+/// "mean batch N" for the batches between `before` and now.
+fn mean_batch(before: (f64, f64)) -> String {
+    let (sum, count) = batches();
+    let (sum, count) = (sum - before.0, count - before.1);
+    if count == 0.0 {
+        "no batches".to_owned()
+    } else {
+        format!("mean reduction batch {:.1}", sum / count)
+    }
+}
+
 /// Runs pgbench with `script` for `seconds` and returns its transactions per second. The
 /// extended protocol binds `:variables` as parameters (`-M prepared` loses its statements
 /// inside the BEGIN ... COMMIT script on pgbench 15).
@@ -406,6 +433,7 @@ async fn main() {
             .into_boxed_str(),
         );
         let sampler = RssSampler::start();
+        let before = batches();
         let load = drive(CLIENTS, seconds, {
             let server = server.clone();
             move |_| {
@@ -414,6 +442,7 @@ async fn main() {
             }
         })
         .await;
+        let batching = mean_batch(before);
         let peak = sampler.peak().await;
         let single = pgbench(
             &database_url,
@@ -427,8 +456,12 @@ async fn main() {
             options.seconds,
             &[("hot", &hot)],
         );
-        report.add(row("hot_reduce", &load, Some(single), ">= 1.0", peak));
-        report.add(row("hot_reduce_txn", &load, Some(hot_txn), ">= 2.0", peak));
+        let mut hot = row("hot_reduce", &load, Some(single), ">= 1.0", peak);
+        hot["note"] = json!(batching);
+        report.add(hot.clone());
+        let mut hot_txn_row = row("hot_reduce_txn", &load, Some(hot_txn), ">= 2.0", peak);
+        hot_txn_row["note"] = json!(batching);
+        report.add(hot_txn_row);
     }
 
     // spread_reduce: random products among 10,000.

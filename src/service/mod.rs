@@ -1,6 +1,7 @@
 //! The business rules and every transaction. Transports call these; these call the entities.
 //! No service knows about HTTP or GraphQL.
 
+mod coalescing;
 mod idempotency;
 mod ledger;
 mod products;

@@ -12,6 +12,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::coalescing::Coalescer;
 use super::idempotency::{IdempotentRequest, run_write};
 use super::products::bump;
 use super::reservations::sweep_expired;
@@ -95,6 +96,7 @@ impl From<&stock_movement::Model> for MovementPosition {
 pub struct StockService {
     database: Database,
     events: EventBus,
+    coalescer: Coalescer,
 }
 
 /// A change as applied inside its transaction, with the product as it was before.
@@ -151,7 +153,11 @@ async fn apply_change(
 
 impl StockService {
     pub(super) fn new(database: Database, events: EventBus) -> Self {
-        Self { database, events }
+        Self {
+            database,
+            events,
+            coalescer: Coalescer::default(),
+        }
     }
 
     /// Adds or takes units in one locked transaction and records the movement. Fails with
@@ -159,6 +165,20 @@ impl StockService {
     /// `STOCK_LIMIT_EXCEEDED` (adding past the cap), changing nothing. With an idempotency key,
     /// a retry returns the original outcome and changes nothing again.
     pub async fn change(&self, request: StockChangeRequest, actor: &Actor) -> Result<StockChange> {
+        // Concurrent reductions of one product share a transaction (see `coalescing`).
+        if request.direction == StockDirection::Reduce && request.idempotency_key.is_none() {
+            return self
+                .coalescer
+                .reduce(
+                    &self.database,
+                    &self.events,
+                    request.product_id,
+                    request.quantity,
+                    request.reason,
+                    actor,
+                )
+                .await;
+        }
         let idempotency = request.idempotency();
         let operation = match request.direction {
             StockDirection::Add => "addStock",
@@ -264,7 +284,16 @@ pub(super) async fn record_movement(
     transaction: &impl ConnectionTrait,
     record: MovementRecord<'_>,
 ) -> Result<stock_movement::Model> {
-    let movement = stock_movement::Model {
+    Ok(movement_row(record)
+        .into_active_model()
+        .reset_all()
+        .insert(transaction)
+        .await?)
+}
+
+/// The movement row for `record`, not yet stored.
+pub(super) fn movement_row(record: MovementRecord<'_>) -> stock_movement::Model {
+    stock_movement::Model {
         id: Uuid::now_v7(),
         product_id: record.product.id,
         kind: record.kind,
@@ -276,12 +305,7 @@ pub(super) async fn record_movement(
         idempotency_key: record.idempotency_key.map(|key| key.as_str().to_owned()),
         actor: record.actor.subject.clone(),
         created_at: record.product.updated_at,
-    };
-    Ok(movement
-        .into_active_model()
-        .reset_all()
-        .insert(transaction)
-        .await?)
+    }
 }
 
 #[cfg(test)]

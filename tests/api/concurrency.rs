@@ -1,6 +1,8 @@
 //! Concurrent stock changes: stock never goes below zero, no update is lost, and exactly as
 //! many reductions succeed as the stock allows. These fail if the row lock (PostgreSQL
-//! `SELECT ... FOR UPDATE`) or `BEGIN IMMEDIATE` (SQLite) is removed.
+//! `SELECT ... FOR UPDATE`) or `BEGIN IMMEDIATE` (SQLite) is removed. Unkeyed reductions of one
+//! product are coalesced into shared transactions; the tests with additions racing them, and
+//! with two server instances, are the ones that still need the database's lock.
 
 use futures::future::join_all;
 use rand::rngs::StdRng;
@@ -115,4 +117,122 @@ async fn concurrent_adds_and_reductions_of_random_quantities_lose_no_update(app:
     let movements = app.movements(&id).await;
     assert_eq!(movements.len(), successes + 1, "seed {seed}");
     assert_chained(&movements, stock);
+}
+
+on_both_backends!(
+    many_concurrent_reductions_of_mixed_quantities_are_answered_in_a_consistent_order
+);
+
+/// Drives the coalescing path hard: hundreds of reductions of different sizes at one product,
+/// with additions racing them. Every success must be a step of one consistent history.
+async fn many_concurrent_reductions_of_mixed_quantities_are_answered_in_a_consistent_order(
+    app: TestApp,
+) {
+    let seed: u64 = std::env::var("STOCKROOM_TEST_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("seed: {seed} (rerun with STOCKROOM_TEST_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let product = app.create_product("Flash sale", "FLASH-1", 1_000, 0).await;
+    let id = id_of(&product);
+    let requests: Vec<(bool, i64)> = (0..400)
+        .map(|_| (rng.random_bool(0.1), rng.random_range(1..=12)))
+        .collect();
+
+    let responses = join_all(requests.iter().map(|&(add, quantity)| {
+        let (app, id) = (&app, &id);
+        async move {
+            let response = if add {
+                app.add_stock(id, quantity).await
+            } else {
+                app.reduce_stock(id, quantity).await
+            };
+            (add, quantity, response)
+        }
+    }))
+    .await;
+
+    let mut applied = 0;
+    let mut successes = 0;
+    for (add, quantity, response) in &responses {
+        match error_code(response) {
+            None => {
+                let data = &response["data"];
+                let change = data.get("reduceStock").unwrap_or(&data["addStock"]);
+                let movement = &change["movement"];
+                let delta = if *add { *quantity } else { -quantity };
+                assert_eq!(movement["delta"].as_i64(), Some(delta), "seed {seed}");
+                assert_eq!(change["newStock"], movement["stockAfter"], "seed {seed}");
+                applied += delta;
+                successes += 1;
+            }
+            Some("INSUFFICIENT_STOCK") => {
+                assert!(!add, "seed {seed}: an addition was refused");
+                let available = response["errors"][0]["extensions"]["available"]
+                    .as_i64()
+                    .unwrap();
+                assert!(
+                    available < *quantity,
+                    "seed {seed}: refused {quantity} with {available} available"
+                );
+            }
+            Some(other) => panic!("seed {seed}: unexpected {other}: {response:#}"),
+        }
+    }
+    let stock = app.product(&id).await["stock"].as_i64().unwrap();
+    assert_eq!(stock, 1_000 + applied, "seed {seed}");
+    let movements = app.movements(&id).await;
+    assert_eq!(movements.len(), successes + 1, "seed {seed}");
+    assert_chained(&movements, stock);
+    // Each success's answer is one step of that history.
+    let steps: std::collections::HashSet<(i64, i64)> = movements
+        .iter()
+        .map(|m| {
+            (
+                m["stockBefore"].as_i64().unwrap(),
+                m["stockAfter"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    for (_, _, response) in &responses {
+        if error_code(response).is_none() {
+            let data = &response["data"];
+            let movement = &data.get("reduceStock").unwrap_or(&data["addStock"])["movement"];
+            let step = (
+                movement["stockBefore"].as_i64().unwrap(),
+                movement["stockAfter"].as_i64().unwrap(),
+            );
+            assert!(
+                steps.contains(&step),
+                "seed {seed}: {step:?} is not in the ledger"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reductions_split_across_two_instances_still_take_exactly_the_stock() {
+    let instance_a = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await;
+    let instance_b = instance_a.spawn_another_instance().await;
+    let id = id_of(&instance_a.create_product("Shared", "TWO-1", 100, 0).await);
+
+    let responses = join_all((0..300).map(|i| {
+        let app = if i % 2 == 0 { &instance_a } else { &instance_b };
+        let id = &id;
+        async move { app.reduce_stock(id, 1).await }
+    }))
+    .await;
+
+    let succeeded = responses
+        .iter()
+        .filter(|r| r.get("errors").is_none())
+        .count();
+    let refused = responses
+        .iter()
+        .filter(|r| error_code(r) == Some("INSUFFICIENT_STOCK"))
+        .count();
+    assert_eq!((succeeded, refused), (100, 200));
+    assert_eq!(instance_b.product(&id).await["stock"], 0);
+    assert_chained(&instance_a.movements(&id).await, 0);
 }
