@@ -1,5 +1,7 @@
 //! The database connection: pool settings per backend and the one way to begin a write.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -36,6 +38,7 @@ pub struct PoolStatus {
 #[derive(Clone, Debug)]
 pub struct Database {
     connection: DatabaseConnection,
+    statements: Arc<AtomicU64>,
 }
 
 impl Database {
@@ -63,8 +66,22 @@ impl Database {
                     .busy_timeout(busy_timeout)
                     .foreign_keys(true)
             });
-        let connection = sea_orm::Database::connect(options).await?;
-        Ok(Self { connection })
+        let mut connection = sea_orm::Database::connect(options).await?;
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        connection.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("stockroom_db_statements_total").increment(1);
+        });
+        Ok(Self {
+            connection,
+            statements,
+        })
+    }
+
+    /// How many SQL statements this connection has run (tests use it to catch N+1 queries).
+    pub fn statements_executed(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     /// The pooled connection, for reads.

@@ -5,6 +5,7 @@ mod errors;
 mod guard;
 mod http;
 mod limits;
+mod loaders;
 mod metrics;
 mod mutation;
 mod query;
@@ -65,6 +66,9 @@ pub struct GraphqlSettings {
 /// The schema with its services and limits, ready to execute requests.
 pub fn build_schema(services: Services, settings: &GraphqlSettings) -> AppSchema {
     let mut builder = schema_builder()
+        .data(loaders::ProductLoader::data_loader(
+            services.products.clone(),
+        ))
         .data(services)
         .limit_depth(settings.max_depth)
         .limit_complexity(settings.max_complexity)

@@ -164,10 +164,11 @@ impl ProductService {
             .await?)
     }
 
-    /// A product by id, deleted or not (the ledger keeps pointing at deleted products).
-    pub async fn find_including_deleted(&self, id: Uuid) -> Result<Option<product::Model>> {
-        Ok(product::Entity::find_by_id(id)
-            .one(self.database.connection())
+    /// Products by id, deleted or not, in one query (missing ids are simply absent).
+    pub async fn find_many_including_deleted(&self, ids: &[Uuid]) -> Result<Vec<product::Model>> {
+        Ok(product::Entity::find()
+            .filter(Column::Id.is_in(ids.iter().copied()))
+            .all(self.database.connection())
             .await?)
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, assert_no_errors, id_of};
+use crate::helpers::{Backend, TestApp, assert_error, assert_no_errors, id_of, spawn_app_with};
 
 on_both_backends!(
     walking_every_page_sees_each_product_once_in_a_stable_order_while_others_are_inserted,
@@ -194,4 +194,56 @@ async fn movements_page_newest_first_with_cursors(app: TestApp) {
         (76..=100).collect::<Vec<_>>(),
         "newest first, each once"
     );
+}
+
+/// Pages of movements of different products, each with its product: the products come in
+/// batched queries, so a page of 50 costs no more statements than a page of 10 (without the
+/// DataLoader it would be one statement per movement, 51 for a page of 50). The DataLoader's
+/// 1 ms batching window can split a batch into a few when the machine is busy; the bound allows
+/// that, never one per movement.
+async fn a_page_of_movements_with_their_products_takes_a_fixed_number_of_queries(backend: Backend) {
+    // No background sweep during the count.
+    let app = spawn_app_with(backend, &["--reservation-sweep-interval", "1h"]).await;
+    for i in 0..50 {
+        app.create_product(&format!("Loaded {i}"), &format!("LOAD-{i}"), 5, 0)
+            .await;
+    }
+    for page_size in [10, 50] {
+        let before = app.services().database().statements_executed();
+
+        let response = app
+            .graphql(
+                "query($first: Int) { stockMovements(first: $first) { nodes { delta product { sku stock } } } }",
+                json!({ "first": page_size }),
+            )
+            .await;
+
+        let statements = app.services().database().statements_executed() - before;
+        assert_no_errors(&response);
+        let nodes = response["data"]["stockMovements"]["nodes"]
+            .as_array()
+            .unwrap();
+        assert_eq!(nodes.len(), page_size);
+        assert!(nodes.iter().all(|node| {
+            node["product"]["sku"]
+                .as_str()
+                .unwrap()
+                .starts_with("LOAD-")
+        }));
+        assert!(
+            statements <= 10,
+            "{statements} statements for a page of {page_size}: products were not batched"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_movements_with_their_products_takes_a_fixed_number_of_queries_on_sqlite() {
+    a_page_of_movements_with_their_products_takes_a_fixed_number_of_queries(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_movements_with_their_products_takes_a_fixed_number_of_queries_on_postgres() {
+    a_page_of_movements_with_their_products_takes_a_fixed_number_of_queries(Backend::Postgres)
+        .await;
 }

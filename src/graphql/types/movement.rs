@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 
 use super::{PageInfo, Product, to_int};
 use crate::entity::{product, stock_movement};
-use crate::error::Error;
 use crate::graphql::context::ContextExt;
 
 /// An entry of the append-only stock ledger, with its product when that is already at hand.
@@ -52,13 +51,7 @@ impl StockMovement {
         if let Some(product) = &self.product {
             return Ok(Product(product.clone()));
         }
-        let product = ctx
-            .services()?
-            .products
-            .find_including_deleted(self.movement.product_id)
-            .await?
-            .ok_or_else(|| Error::internal("a movement points at a missing product"))?;
-        Ok(Product(product))
+        Ok(Product(ctx.load_product(self.movement.product_id).await?))
     }
 
     /// What caused it.

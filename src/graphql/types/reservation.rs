@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 
 use super::{Product, to_int};
 use crate::entity::reservation::{self, ReservationStatus as StoredStatus};
-use crate::error::Error;
 use crate::graphql::context::ContextExt;
 
 /// Units held for a checkout.
@@ -26,13 +25,7 @@ impl Reservation {
 
     /// The product as it is now.
     async fn product(&self, ctx: &Context<'_>) -> Result<Product> {
-        let product = ctx
-            .services()?
-            .products
-            .find_including_deleted(self.0.product_id)
-            .await?
-            .ok_or_else(|| Error::internal("a reservation points at a missing product"))?;
-        Ok(Product(product))
+        Ok(Product(ctx.load_product(self.0.product_id).await?))
     }
 
     /// Units held.
