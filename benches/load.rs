@@ -9,7 +9,6 @@
 //! `--seconds N` sets each phase's length (default 8), `--only SCENARIO` runs one scenario;
 //! the database is dropped at the end.
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -173,23 +172,26 @@ struct Load {
     latency: Histogram<u64>,
 }
 
-/// Runs `clients` loops of `request` for `duration`; each returns whether it succeeded.
-async fn drive<F, Fut>(clients: usize, duration: Duration, request: F) -> Load
+/// Runs `clients` loops that each POST `body(step)` to the server for `duration`, counting the
+/// answers without errors.
+async fn drive<B>(server: &Arc<Server>, clients: usize, duration: Duration, body: B) -> Load
 where
-    F: Fn(u64) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = bool> + Send,
+    B: Fn(u64) -> String + Send + Sync + 'static,
 {
+    let body = Arc::new(body);
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = (0..clients as u64)
         .map(|client| {
-            let request = request.clone();
+            let (server, body) = (server.clone(), body.clone());
             tokio::spawn(async move {
                 let mut latency = latency_histogram();
                 let (mut requests, mut failures, mut step) = (0, 0, 0u64);
                 while Instant::now() < deadline {
                     let began = Instant::now();
-                    let ok = request(client.wrapping_mul(1_000_003).wrapping_add(step)).await;
+                    let ok = server
+                        .post(body(client.wrapping_mul(1_000_003).wrapping_add(step)))
+                        .await;
                     latency.saturating_record(began.elapsed().as_micros() as u64);
                     requests += 1;
                     failures += u64::from(!ok);
@@ -319,11 +321,7 @@ struct Server {
 }
 
 impl Server {
-    async fn post(&self, body: &'static str) -> bool {
-        self.post_owned(body.to_owned()).await
-    }
-
-    async fn post_owned(&self, body: String) -> bool {
+    async fn post(&self, body: String) -> bool {
         match self
             .client
             .post(&self.graphql)
@@ -425,23 +423,13 @@ async fn main() {
 
     // hot_reduce and hot_reduce_txn: one server run, two references.
     if run("hot_reduce") {
-        let body: &'static str = Box::leak(
-            graphql_body(
-                "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
-                json!({ "id": hot }),
-            )
-            .into_boxed_str(),
+        let body = graphql_body(
+            "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
+            json!({ "id": hot }),
         );
         let sampler = RssSampler::start();
         let before = batches();
-        let load = drive(CLIENTS, seconds, {
-            let server = server.clone();
-            move |_| {
-                let server = server.clone();
-                async move { server.post(body).await }
-            }
-        })
-        .await;
+        let load = drive(&server, CLIENTS, seconds, move |_| body.clone()).await;
         let batching = mean_batch(before);
         let peak = sampler.peak().await;
         let single = pgbench(
@@ -467,20 +455,12 @@ async fn main() {
     // spread_reduce: random products among 10,000.
     if run("spread_reduce") {
         let sampler = RssSampler::start();
-        let load = drive(CLIENTS, seconds, {
-            let server = server.clone();
-            move |step| {
-                let server = server.clone();
-                async move {
-                    let id = seeded_id(0, 1 + step % SPREAD_PRODUCTS);
-                    server
-                        .post_owned(graphql_body(
-                            "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
-                            json!({ "id": id }),
-                        ))
-                        .await
-                }
-            }
+        let load = drive(&server, CLIENTS, seconds, move |step| {
+            let id = seeded_id(0, 1 + step % SPREAD_PRODUCTS);
+            graphql_body(
+                "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
+                json!({ "id": id }),
+            )
         })
         .await;
         let peak = sampler.peak().await;
@@ -499,22 +479,14 @@ async fn main() {
     // read_by_id: random products among 10,000.
     if run("read_by_id") {
         let sampler = RssSampler::start();
-        let load = drive(CLIENTS, seconds, {
-        let server = server.clone();
-        move |step| {
-            let server = server.clone();
-            async move {
-                let id = seeded_id(0, 1 + step.wrapping_mul(7919) % SPREAD_PRODUCTS);
-                server
-                    .post_owned(graphql_body(
+        let load = drive(&server, CLIENTS, seconds, move |step| {
+            let id = seeded_id(0, 1 + step.wrapping_mul(7919) % SPREAD_PRODUCTS);
+            graphql_body(
                         "query($id: ID!) { product(id: $id) { id name sku stock reserved available reorderLevel status version createdAt updatedAt deletedAt } }",
                         json!({ "id": id }),
-                    ))
-                    .await
-            }
-        }
-    })
-    .await;
+                    )
+        })
+        .await;
         let peak = sampler.peak().await;
         let read = pgbench(
             &database_url,
@@ -534,27 +506,11 @@ async fn main() {
             .encode(format!("product:{}", seeded_id(1, DEEP_PRODUCTS - 60)));
         let page = "query($after: String) { products(first: 50, after: $after) { edges { cursor node { id sku stock status } } pageInfo { hasNextPage endCursor } } }";
         let half = seconds / 2;
-        let first: &'static str =
-            Box::leak(graphql_body(page, json!({ "after": null })).into_boxed_str());
-        let deep: &'static str =
-            Box::leak(graphql_body(page, json!({ "after": cursor })).into_boxed_str());
-        let first_load = drive(8, half, {
-            let server = server.clone();
-            move |_| {
-                let server = server.clone();
-                async move { server.post(first).await }
-            }
-        })
-        .await;
+        let first = graphql_body(page, json!({ "after": null }));
+        let deep = graphql_body(page, json!({ "after": cursor }));
+        let first_load = drive(&server, 8, half, move |_| first.clone()).await;
         let sampler = RssSampler::start();
-        let deep_load = drive(8, half, {
-            let server = server.clone();
-            move |_| {
-                let server = server.clone();
-                async move { server.post(deep).await }
-            }
-        })
-        .await;
+        let deep_load = drive(&server, 8, half, move |_| deep.clone()).await;
         let peak = sampler.peak().await;
         let first_p50 = first_load.latency.value_at_quantile(0.5) as f64 / 1000.0;
         let deep_p50 = deep_load.latency.value_at_quantile(0.5) as f64 / 1000.0;
@@ -682,7 +638,7 @@ async fn subscribers(server: &Arc<Server>, seconds: Duration) -> Value {
     let mut committed = 0u64;
     while started.elapsed() < seconds {
         tick.tick().await;
-        if server.post_owned(body.clone()).await {
+        if server.post(body.clone()).await {
             committed += 1;
         }
     }

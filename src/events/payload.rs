@@ -7,7 +7,6 @@ use uuid::Uuid;
 
 use crate::domain::fold_case;
 use crate::entity::{product, stock_movement};
-use crate::service::StockStatus;
 
 /// One committed change to a product: a stock movement, or an update of its reorder level.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,15 +46,6 @@ impl StockEvent {
     /// low counts as crossing).
     pub fn crossed_threshold(&self) -> bool {
         self.is_low() && self.was_low != Some(true)
-    }
-
-    /// The product's status after the change.
-    pub fn status(&self) -> StockStatus {
-        if self.is_low() {
-            StockStatus::LowStock
-        } else {
-            StockStatus::InStock
-        }
     }
 
     /// The event as JSON, for `NOTIFY`.

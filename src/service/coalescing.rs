@@ -29,11 +29,16 @@ use crate::entity::stock_movement::{self, MovementKind};
 use crate::error::{Error, Result};
 use crate::events::{EventBus, StockEvent};
 
-/// One queued reduction and where its answer goes.
-struct Pending {
+/// One queued reduction.
+struct Reduction {
     quantity: Quantity,
     reason: Option<Reason>,
     actor: Actor,
+}
+
+/// A queued reduction and where its answer goes.
+struct Pending {
+    reduction: Reduction,
     reply: oneshot::Sender<Result<StockChange>>,
 }
 
@@ -64,9 +69,11 @@ impl Coalescer {
     ) -> Result<StockChange> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
-            quantity,
-            reason,
-            actor: actor.clone(),
+            reduction: Reduction {
+                quantity,
+                reason,
+                actor: actor.clone(),
+            },
             reply,
         };
         let start_leader = {
@@ -108,6 +115,28 @@ fn same_error(error: &Error) -> Error {
     }
 }
 
+/// Removes a product's queue entry when its leader stops without doing so itself; the queued
+/// requests' reply channels are dropped with it, so their callers get an error, not a hang.
+struct EntryGuard {
+    queues: Arc<Mutex<HashMap<Uuid, Vec<Pending>>>>,
+    product_id: Uuid,
+    armed: bool,
+}
+
+impl Drop for EntryGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut queues = match self.queues.lock() {
+            Ok(queues) => queues,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        queues.remove(&self.product_id);
+        tracing::error!(product = %self.product_id, "a reduction batch leader stopped abnormally");
+    }
+}
+
 fn poisoned() -> Error {
     Error::internal("the reduction queues are poisoned")
 }
@@ -122,6 +151,13 @@ struct Leader {
 impl Leader {
     /// Runs batches until the product's queue is empty, then removes the product's entry.
     async fn run(self) {
+        // Should this task end any other way (a panic), the entry must go too: otherwise every
+        // later reduction of the product would queue behind a leader that no longer exists.
+        let mut guard = EntryGuard {
+            queues: self.queues.clone(),
+            product_id: self.product_id,
+            armed: true,
+        };
         loop {
             let batch = {
                 let Ok(mut queues) = self.queues.lock() else {
@@ -131,6 +167,7 @@ impl Leader {
                     Some(queue) if !queue.is_empty() => std::mem::take(queue),
                     _ => {
                         queues.remove(&self.product_id);
+                        guard.armed = false;
                         return;
                     }
                 }
@@ -142,47 +179,43 @@ impl Leader {
 
     /// Applies one batch in one transaction and answers every request in it.
     async fn run_batch(&self, batch: Vec<Pending>) {
-        let requests: Vec<(Quantity, Option<Reason>, Actor)> = batch
-            .iter()
-            .map(|pending| {
-                (
-                    pending.quantity,
-                    pending.reason.clone(),
-                    pending.actor.clone(),
-                )
-            })
-            .collect();
-        let outcomes = match self.apply(requests).await {
+        let (reductions, replies): (Vec<Reduction>, Vec<_>) = batch
+            .into_iter()
+            .map(|pending| (pending.reduction, pending.reply))
+            .unzip();
+        let outcomes = match self.apply(reductions).await {
             Ok(outcomes) => outcomes,
             Err(error) => {
                 // The transaction rolled back: nothing changed for anyone in the batch, and
                 // each gets the same answer.
-                batch.iter().map(|_| Err(same_error(&error))).collect()
+                replies.iter().map(|_| Err(same_error(&error))).collect()
             }
         };
-        for (pending, outcome) in batch.into_iter().zip(outcomes) {
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
             let outcome_label = outcome.as_ref().map_or_else(Error::code, |_| "success");
             metrics::counter!("stockroom_stock_changes_total", "operation" => "reduceStock", "outcome" => outcome_label)
                 .increment(1);
             // The requester may have hung up; its answer is then simply dropped.
-            let _ = pending.reply.send(outcome);
+            let _ = reply.send(outcome);
         }
     }
 
     /// Locks the product once and applies the reductions in order; commits the ones that fit.
-    async fn apply(
-        &self,
-        requests: Vec<(Quantity, Option<Reason>, Actor)>,
-    ) -> Result<Vec<Result<StockChange>>> {
+    async fn apply(&self, reductions: Vec<Reduction>) -> Result<Vec<Result<StockChange>>> {
         let transaction = self.database.begin_write().await?;
         let locked = lock_live_product(&transaction, self.product_id).await?;
         let mut current = sweep_expired(&transaction, locked).await?;
         let original = current.clone();
 
-        let mut outcomes = Vec::with_capacity(requests.len());
+        let mut outcomes = Vec::with_capacity(reductions.len());
         let mut movements: Vec<stock_movement::Model> = Vec::new();
         let mut events = Vec::new();
-        for (quantity, reason, actor) in requests {
+        for Reduction {
+            quantity,
+            reason,
+            actor,
+        } in reductions
+        {
             let wanted = quantity.get();
             if current.available() < wanted {
                 outcomes.push(Err(Error::InsufficientStock {

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::helpers::{TestApp, assert_no_errors, error_code, id_of};
+use crate::helpers::{TestApp, assert_no_errors, error_code, id_of, test_seed};
 use crate::stock::assert_chained;
 
 on_both_backends!(
@@ -63,11 +63,7 @@ async fn two_hundred_concurrent_reductions_of_one_against_stock_50_let_exactly_5
 }
 
 async fn concurrent_adds_and_reductions_of_random_quantities_lose_no_update(app: TestApp) {
-    let seed: u64 = std::env::var("STOCKROOM_TEST_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(rand::random);
-    println!("seed: {seed} (rerun with STOCKROOM_TEST_SEED={seed})");
+    let seed = test_seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let initial = 100;
     let product = app.create_product("Mixed", "MIX-1", initial, 10).await;
@@ -128,11 +124,7 @@ on_both_backends!(
 async fn many_concurrent_reductions_of_mixed_quantities_are_answered_in_a_consistent_order(
     app: TestApp,
 ) {
-    let seed: u64 = std::env::var("STOCKROOM_TEST_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(rand::random);
-    println!("seed: {seed} (rerun with STOCKROOM_TEST_SEED={seed})");
+    let seed = test_seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let product = app.create_product("Flash sale", "FLASH-1", 1_000, 0).await;
     let id = id_of(&product);

@@ -465,3 +465,14 @@ pub fn assert_rest_error(response: &RestResponse, status: u16, code: &str) {
         "only error, message, code"
     );
 }
+
+/// The seed of a randomized test: `STOCKROOM_TEST_SEED` to replay one, else random. Printed, so a
+/// failure's output says how to replay it.
+pub fn test_seed() -> u64 {
+    let seed = std::env::var("STOCKROOM_TEST_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("seed: {seed} (rerun with STOCKROOM_TEST_SEED={seed})");
+    seed
+}

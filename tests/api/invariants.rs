@@ -14,22 +14,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
-use crate::helpers::{TestApp, assert_no_errors, create_postgres_database, id_of};
+use crate::helpers::{TestApp, assert_no_errors, create_postgres_database, id_of, test_seed};
 use crate::stock::assert_chained;
 
 const RESERVE: &str = "mutation($id: ID!, $quantity: Int!) {
     reserveStock(productId: $id, quantity: $quantity, ttlSeconds: 60) { id } }";
 const RESOLVE_COMMIT: &str = "mutation($id: ID!) { commitReservation(id: $id) { id } }";
 const RESOLVE_RELEASE: &str = "mutation($id: ID!) { releaseReservation(id: $id) { id } }";
-
-fn seed() -> u64 {
-    let seed = std::env::var("STOCKROOM_TEST_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(rand::random);
-    println!("seed: {seed} (rerun with STOCKROOM_TEST_SEED={seed})");
-    seed
-}
 
 /// Every product's ledger chains, stock and reserved are in bounds, and `verifyLedger` agrees.
 async fn assert_every_invariant(app: &TestApp, products: &[String], seed: u64) {
@@ -60,7 +51,7 @@ async fn assert_every_invariant(app: &TestApp, products: &[String], seed: u64) {
 on_both_backends!(thousands_of_random_concurrent_operations_keep_every_invariant);
 
 async fn thousands_of_random_concurrent_operations_keep_every_invariant(app: TestApp) {
-    let seed = seed();
+    let seed = test_seed();
     let mut products = Vec::new();
     for index in 0..4 {
         products.push(id_of(
@@ -164,7 +155,7 @@ async fn start_process(database_url: &str) -> ServerProcess {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_kill_mid_load_and_a_restart_verify_finds_every_acknowledged_change() {
-    let seed = seed();
+    let seed = test_seed();
     let database_url = create_postgres_database().await;
     let server = start_process(&database_url).await;
     let client = reqwest::Client::new();
