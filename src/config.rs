@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::AuthSettings;
 use crate::database::DatabaseSettings;
 use crate::domain::Role;
-use crate::graphql::GraphqlSettings;
+use crate::graphql::{GraphqlSettings, WebSocketSettings};
 
 /// Stockroom: an inventory service with a GraphQL API that keeps stock correct under any
 /// concurrency.
@@ -49,7 +50,7 @@ pub enum Command {
         #[arg(long)]
         subject: String,
         /// How long the token is valid (e.g. `1h`, `30m`, `7d`).
-        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "1h", value_parser = positive_duration)]
         ttl: Duration,
     },
 }
@@ -89,27 +90,29 @@ pub struct Config {
         long,
         env = "STOCKROOM_DB_MAX_CONNECTIONS",
         default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..),
         global = true
     )]
     pub db_max_connections: u32,
 
     /// How long a request waits for a free database connection before failing (e.g. `5s`).
-    #[arg(long, env = "STOCKROOM_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long, env = "STOCKROOM_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = positive_duration, global = true)]
     pub db_acquire_timeout: Duration,
 
     /// SQLite only: how long a writer waits for the write lock before failing (e.g. `10s`).
-    #[arg(long, env = "STOCKROOM_SQLITE_BUSY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long, env = "STOCKROOM_SQLITE_BUSY_TIMEOUT", default_value = "10s", value_parser = positive_duration, global = true)]
     pub sqlite_busy_timeout: Duration,
 
-    /// Secret that signs bearer tokens (HS256). Without one the server runs in open mode: every
-    /// caller is an admin, and only loopback addresses may be listened on.
+    /// Secret that signs bearer tokens (HS256), at least 32 bytes. Without one the server runs
+    /// in open mode: every caller is an admin, and only loopback addresses may be listened on.
     #[arg(
         long,
         env = "STOCKROOM_JWT_SECRET",
         hide_env_values = true,
+        value_parser = parse_secret,
         global = true
     )]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<SecretString>,
 
     /// When set, tokens must carry this issuer (`iss`).
     #[arg(long, env = "STOCKROOM_JWT_ISSUER", global = true)]
@@ -170,11 +173,11 @@ pub struct Config {
     pub max_body_bytes: usize,
 
     /// Longest a request may take before it is answered with `408` (e.g. `30s`).
-    #[arg(long, env = "STOCKROOM_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long, env = "STOCKROOM_REQUEST_TIMEOUT", default_value = "30s", value_parser = positive_duration, global = true)]
     pub request_timeout: Duration,
 
     /// PostgreSQL only: longest a single SQL statement may run (e.g. `10s`).
-    #[arg(long, env = "STOCKROOM_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long, env = "STOCKROOM_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = positive_duration, global = true)]
     pub db_statement_timeout: Duration,
 
     /// Turn off GraphQL introspection (and "did you mean" suggestions with it).
@@ -197,12 +200,30 @@ pub struct Config {
 
     /// How often reservations whose time ran out are expired (e.g. `5s`); changes to a product
     /// also expire its due reservations on the spot.
-    #[arg(long, env = "STOCKROOM_RESERVATION_SWEEP_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long, env = "STOCKROOM_RESERVATION_SWEEP_INTERVAL", default_value = "5s", value_parser = positive_duration, global = true)]
     pub reservation_sweep_interval: Duration,
 
     /// How long idempotency keys are kept (at least 24 hours is the contract's promise).
-    #[arg(long, env = "STOCKROOM_IDEMPOTENCY_RETENTION", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long, env = "STOCKROOM_IDEMPOTENCY_RETENTION", default_value = "24h", value_parser = positive_duration, global = true)]
     pub idempotency_retention: Duration,
+
+    /// How long a new WebSocket connection may take to send `connection_init` (e.g. `10s`).
+    #[arg(long, env = "STOCKROOM_WS_INIT_TIMEOUT", default_value = "10s", value_parser = positive_duration, global = true)]
+    pub ws_init_timeout: Duration,
+
+    /// How often WebSocket connections are pinged; one that answers nothing for three intervals
+    /// is closed (e.g. `30s`).
+    #[arg(long, env = "STOCKROOM_WS_PING_INTERVAL", default_value = "30s", value_parser = positive_duration, global = true)]
+    pub ws_ping_interval: Duration,
+
+    /// Most subscriptions one WebSocket connection may run at once.
+    #[arg(long, env = "STOCKROOM_WS_MAX_SUBSCRIPTIONS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub ws_max_subscriptions: u32,
+
+    /// Serve Prometheus metrics (`GET /metrics`) on this separate address, e.g.
+    /// `127.0.0.1:9090`, reachable by the scraper only. Not served when unset.
+    #[arg(long, env = "STOCKROOM_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// How many events a live subscriber may fall behind before it is cut off (and told).
     #[arg(long, env = "STOCKROOM_EVENT_BUFFER", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..), global = true)]
@@ -224,9 +245,21 @@ impl Config {
     /// The authentication part of the configuration.
     pub fn auth(&self) -> AuthSettings {
         AuthSettings {
-            secret: self.jwt_secret.clone().filter(|secret| !secret.is_empty()),
+            secret: self
+                .jwt_secret
+                .clone()
+                .filter(|secret| !secret.expose_secret().is_empty()),
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
+        }
+    }
+
+    /// The WebSocket part of the configuration.
+    pub fn websocket(&self) -> WebSocketSettings {
+        WebSocketSettings {
+            init_timeout: self.ws_init_timeout,
+            ping_interval: self.ws_ping_interval,
+            max_subscriptions: self.ws_max_subscriptions as usize,
         }
     }
 
@@ -251,4 +284,46 @@ pub enum LogFormat {
     Pretty,
     /// One JSON object per line.
     Json,
+}
+
+/// A duration flag: humantime text (`5s`, `1h`) that must be longer than zero (a zero interval
+/// or timeout would stop the server from working, or from starting).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|error| error.to_string())?;
+    if duration.is_zero() {
+        return Err("must be longer than zero".to_owned());
+    }
+    Ok(duration)
+}
+
+/// The token secret, kept out of `Debug` output and logs.
+fn parse_secret(text: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(text.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_durations_are_refused_with_a_clear_message() {
+        let error = Cli::try_parse_from(["stockroom", "--reservation-sweep-interval", "0s"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("must be longer than zero"), "{error}");
+        assert!(Cli::try_parse_from(["stockroom", "--db-max-connections", "0"]).is_err());
+        assert!(Cli::try_parse_from(["stockroom", "--request-timeout", "2s"]).is_ok());
+    }
+
+    #[test]
+    fn the_secret_never_shows_in_debug_output() {
+        let cli = Cli::try_parse_from([
+            "stockroom",
+            "--jwt-secret",
+            "super-secret-value-that-must-not-leak",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?} {:?}", cli.config.auth());
+        assert!(!shown.contains("super-secret-value"), "{shown}");
+    }
 }

@@ -1,5 +1,6 @@
 //! The database connection: pool settings per backend and the one way to begin a write.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -9,6 +10,10 @@ use sea_orm::{
     ConnectOptions, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
     TransactionOptions, TransactionTrait,
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::deadline::CommitGate;
+use crate::error::{Error, Result};
 
 /// How to reach the database and size its pool.
 #[derive(Clone, Debug)]
@@ -39,6 +44,52 @@ pub struct PoolStatus {
 pub struct Database {
     connection: DatabaseConnection,
     statements: Arc<AtomicU64>,
+    /// Write transactions may hold at most this many pooled connections at once, so that
+    /// writers queued on a hot row's lock never take the connections readers and the readiness
+    /// probe need.
+    writers: Arc<Semaphore>,
+    acquire_timeout: Duration,
+}
+
+/// How many of `max_connections` write transactions may hold at once: all but a fifth (at
+/// least one) kept for reads, when the pool has room for both.
+fn writer_slots(max_connections: u32) -> usize {
+    let max = max_connections.max(1) as usize;
+    if max <= 2 {
+        max
+    } else {
+        max - (max / 5).max(1)
+    }
+}
+
+/// A transaction that is going to write. It holds one of the writer slots until it ends, and
+/// commits only if the request it serves has not been given up (see [`CommitGate`]).
+pub struct WriteTransaction {
+    transaction: DatabaseTransaction,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Deref for WriteTransaction {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.transaction
+    }
+}
+
+impl WriteTransaction {
+    /// Commits, unless the request this task serves was given up or is past its deadline:
+    /// then it rolls back and fails with `TIMEOUT`, so a request answered `TIMEOUT` never
+    /// changed anything.
+    pub async fn commit(self) -> Result<()> {
+        if let Some(gate) = CommitGate::current()
+            && !gate.enter_commit()
+        {
+            // Dropping the transaction rolls it back.
+            return Err(Error::Timeout);
+        }
+        Ok(self.transaction.commit().await?)
+    }
 }
 
 impl Database {
@@ -76,6 +127,8 @@ impl Database {
         Ok(Self {
             connection,
             statements,
+            writers: Arc::new(Semaphore::new(writer_slots(settings.max_connections))),
+            acquire_timeout: settings.acquire_timeout,
         })
     }
 
@@ -95,13 +148,24 @@ impl Database {
     /// that reads and then writes can never find its snapshot stale at the write (which SQLite
     /// reports as "database is locked" however long the busy timeout). On PostgreSQL the
     /// caller locks the rows it reads with `SELECT ... FOR UPDATE`.
-    pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.connection
+    ///
+    /// Waits for a writer slot first (at most the pool's acquire timeout, then `UNAVAILABLE`).
+    pub async fn begin_write(&self) -> Result<WriteTransaction> {
+        let slot = tokio::time::timeout(self.acquire_timeout, self.writers.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::unavailable("every writer slot stayed busy"))?
+            .map_err(|_| Error::unavailable("the database is shutting down"))?;
+        let transaction = self
+            .connection
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..TransactionOptions::default()
             })
-            .await
+            .await?;
+        Ok(WriteTransaction {
+            transaction,
+            _slot: slot,
+        })
     }
 
     /// How many pooled connections are in use and idle right now.

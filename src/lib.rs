@@ -8,6 +8,8 @@ pub mod cli;
 pub mod config;
 /// The database connection and the one way to begin a write.
 pub mod database;
+/// Request deadlines: a `TIMEOUT` answer always means nothing was applied.
+pub mod deadline;
 /// Validated domain values (names, SKUs, quantities).
 pub mod domain;
 /// SeaORM entities: the rows as stored.
@@ -24,6 +26,8 @@ pub mod health;
 pub mod maintenance;
 /// Prometheus metrics and `GET /metrics`.
 pub mod metrics;
+/// HTTP middleware: request deadlines, loopback-only hosts in open mode, layer error bodies.
+pub mod middleware;
 /// The seed's REST facade over the same services.
 pub mod rest;
 /// Business rules and transactions.

@@ -1,11 +1,13 @@
 //! `GET /metrics` in Prometheus format: HTTP requests per route, GraphQL operations per root
-//! field, stock changes by outcome, open subscriptions, and the database pool.
+//! field, stock changes by outcome, open subscriptions, and the database pool. Served on its own
+//! address (`--metrics-listen`), never on the API's.
 //!
 //! Labels come only from bounded sets (matched routes, schema root fields, error codes), never
 //! from raw client input, so no client can blow up the number of series.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -35,6 +37,28 @@ pub fn handle() -> &'static PrometheusHandle {
         }
         handle
     })
+}
+
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Starts, once per process, the task that folds recorded histogram samples into their buckets.
+/// The recorder keeps every sample until then, so without it a server that nobody scrapes
+/// would grow by every request it serves.
+pub fn spawn_upkeep() {
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    if STARTED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let handle = handle();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    });
 }
 
 /// Counts every HTTP request and its latency by matched route, method and status.

@@ -6,25 +6,28 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{FromRef, MatchedPath, Request};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderValue, Method, header};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::Authenticator;
+use secrecy::ExposeSecret;
+
+use crate::auth::{Authenticator, MIN_SECRET_BYTES};
 use crate::config::Config;
 use crate::database::Database;
 use crate::events::EventBus;
-use crate::graphql::{self, AppSchema, GraphqlSettings};
+use crate::graphql::{self, AppSchema, GraphqlSettings, WebSocketSettings};
 use crate::health;
 use crate::maintenance::{self, MaintenanceSettings};
 use crate::metrics;
+use crate::middleware;
 use crate::rest::{self, ApiError};
 use crate::service::Services;
+use crate::telemetry::REQUEST_ID;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +56,12 @@ pub enum StartupError {
     /// A CORS origin is not a valid header value.
     #[error("invalid CORS origin '{0}'")]
     InvalidCorsOrigin(String),
+    /// The token secret is too short to resist guessing.
+    #[error(
+        "STOCKROOM_JWT_SECRET is too short: use at least {MIN_SECRET_BYTES} bytes of random text \
+         (for example `openssl rand -base64 48`)"
+    )]
+    WeakSecret,
 }
 
 /// What every HTTP handler can reach.
@@ -66,6 +75,8 @@ pub struct AppState {
     pub authenticator: Authenticator,
     /// Limits and switches of the GraphQL endpoint.
     pub graphql: GraphqlSettings,
+    /// Limits of WebSocket connections.
+    pub websocket: WebSocketSettings,
 }
 
 /// Request-level limits applied to every route.
@@ -81,7 +92,8 @@ pub struct HttpLimits {
 
 /// The HTTP routes over `state`, shared by `main` and the tests.
 pub fn router(state: AppState, limits: &HttpLimits) -> Router {
-    Router::new()
+    let open_mode = state.authenticator.is_open();
+    let mut router = Router::new()
         .route(
             "/graphql",
             get(graphql::graphql_get).post(graphql::graphql_post),
@@ -89,41 +101,47 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         .route("/graphql/ws", get(graphql::graphql_ws))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .route("/metrics", get(metrics::render))
         .merge(rest::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .route_layer(axum::middleware::from_fn(metrics::track_http))
-        // Layers run bottom-up for a request: trace, CORS, timeout, then the body limit.
+        // Layers run bottom-up for a request: request id, trace, CORS, (open mode: loopback
+        // hosts only), layer error bodies, the deadline, then the body limit.
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+        .layer(axum::middleware::from_fn_with_state(
             limits.request_timeout,
+            middleware::enforce_deadline,
         ))
-        .layer(axum::middleware::map_response(with_contract_body))
+        .layer(axum::middleware::from_fn(
+            middleware::error_bodies_for_layers,
+        ));
+    if open_mode {
+        router = router.layer(axum::middleware::from_fn(middleware::loopback_hosts_only));
+    }
+    router
         .layer(cors(&limits.cors_allowed_origins))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let route = request
                 .extensions()
                 .get::<MatchedPath>()
                 .map(MatchedPath::as_str);
-            tracing::info_span!("request", method = %request.method(), route, uri = %request.uri())
+            let request_id = request
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|id| id.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!("request", request_id, method = %request.method(), route, uri = %request.uri())
         }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-/// Gives the plain-text `413` and `408` answers of the limit layers the contract's error body
-/// (our own handlers answer those in JSON already).
-async fn with_contract_body(response: Response) -> Response {
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|content_type| content_type.as_bytes().starts_with(b"application/json"));
-    match response.status() {
-        StatusCode::PAYLOAD_TOO_LARGE if !is_json => ApiError::payload_too_large().into_response(),
-        StatusCode::REQUEST_TIMEOUT if !is_json => ApiError::timed_out().into_response(),
-        _ => response,
-    }
+/// `GET /metrics` alone, for the address given by `--metrics-listen`.
+fn metrics_router(services: Services) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render))
+        .with_state(services)
 }
 
 /// Same-origin only unless origins are configured.
@@ -154,6 +172,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     services: Services,
+    /// The separate metrics listener, when `--metrics-listen` is set.
+    metrics: Option<(TcpListener, Router)>,
 }
 
 impl Application {
@@ -161,8 +181,16 @@ impl Application {
     /// then binds the listen address (port 0 picks a free port: see
     /// [`Application::local_addr`]).
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
-        metrics::handle();
-        let authenticator = Authenticator::new(&config.auth());
+        metrics::spawn_upkeep();
+        let auth = config.auth();
+        if auth
+            .secret
+            .as_ref()
+            .is_some_and(|secret| secret.expose_secret().len() < MIN_SECRET_BYTES)
+        {
+            return Err(StartupError::WeakSecret);
+        }
+        let authenticator = Authenticator::new(&auth);
         if authenticator.is_open() {
             if !config.listen.ip().is_loopback() {
                 return Err(StartupError::OpenModeOnPublicAddress(config.listen));
@@ -215,17 +243,35 @@ impl Application {
                     address: config.listen,
                     source,
                 })?;
+        let metrics = match config.metrics_listen {
+            Some(address) => Some((
+                TcpListener::bind(address)
+                    .await
+                    .map_err(|source| StartupError::Bind { address, source })?,
+                metrics_router(services.clone()),
+            )),
+            None => None,
+        };
         let state = AppState {
             services: services.clone(),
             schema,
             authenticator,
             graphql,
+            websocket: config.websocket(),
         };
         Ok(Self {
             listener,
             router: router(state, &limits),
             services,
+            metrics,
         })
+    }
+
+    /// The address `/metrics` is served on, when `--metrics-listen` is set.
+    pub fn metrics_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.metrics
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr())
     }
 
     /// The address the server listens on.
@@ -240,6 +286,13 @@ impl Application {
 
     /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests and returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        if let Some((listener, router)) = self.metrics {
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, router).await {
+                    tracing::error!(%error, "the metrics listener stopped");
+                }
+            });
+        }
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown_signal())
             .await

@@ -5,6 +5,10 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::LogFormat;
 
+/// The header that carries each request's id: set on the way in (or taken from the client),
+/// named in every log line of the request, and sent back with the response.
+pub const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
 /// Installs the global subscriber, writing to `sink` in `format`, filtered by `RUST_LOG` or
 /// else `default_filter`. Tests pass a sink that drops everything unless `TEST_LOG` is set.
 /// A second call does nothing (the first subscriber stays).

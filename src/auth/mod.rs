@@ -7,28 +7,50 @@
 pub mod policy;
 mod token;
 
-pub use token::{AuthSettings, mint};
+pub use token::{AuthSettings, MIN_SECRET_BYTES, mint};
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use secrecy::ExposeSecret;
 
 use crate::domain::Actor;
 use crate::error::{Error, Result};
 
 /// The caller of one request: authenticated, or anonymous.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller(Option<Actor>);
+pub struct Caller {
+    actor: Option<Actor>,
+    /// When the caller's token stops being valid (none in open mode).
+    expires_at: Option<SystemTime>,
+}
 
 impl Caller {
     /// A caller without credentials.
     pub fn anonymous() -> Self {
-        Self(None)
+        Self {
+            actor: None,
+            expires_at: None,
+        }
+    }
+
+    fn authenticated(actor: Actor, expires_at: Option<SystemTime>) -> Self {
+        Self {
+            actor: Some(actor),
+            expires_at,
+        }
     }
 
     /// The authenticated actor, or `UNAUTHENTICATED`.
     pub fn actor(&self) -> Result<&Actor> {
-        self.0
+        self.actor
             .as_ref()
             .ok_or_else(|| Error::Unauthenticated("this operation needs a bearer token".into()))
+    }
+
+    /// When the caller's credentials expire: a long-lived subscription ends then.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
     }
 }
 
@@ -62,7 +84,10 @@ impl Authenticator {
                 Some(audience) => validation.set_audience(&[audience]),
                 None => validation.validate_aud = false,
             }
-            (DecodingKey::from_secret(secret.as_bytes()), validation)
+            (
+                DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+                validation,
+            )
         });
         Self { verifier }
     }
@@ -76,7 +101,7 @@ impl Authenticator {
     /// an anonymous caller; a header that is not a valid bearer token is `UNAUTHENTICATED`.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller> {
         let Some((key, validation)) = &self.verifier else {
-            return Ok(Caller(Some(Actor::open_mode())));
+            return Ok(Caller::authenticated(Actor::open_mode(), None));
         };
         let Some(authorization) = authorization else {
             return Ok(Caller::anonymous());
@@ -93,15 +118,21 @@ impl Authenticator {
                 Error::Unauthenticated("the bearer token is invalid or expired".into())
             })?
             .claims;
-        if claims.sub.trim().is_empty() || claims.sub.chars().count() > Actor::MAX_SUBJECT_CHARS {
+        if claims.sub.trim().is_empty()
+            || claims.sub.chars().count() > Actor::MAX_SUBJECT_CHARS
+            || claims.sub.chars().any(char::is_control)
+        {
             return Err(Error::Unauthenticated(
-                "the bearer token's subject is empty or too long".into(),
+                "the bearer token's subject is empty, too long or holds control characters".into(),
             ));
         }
-        Ok(Caller(Some(Actor {
-            subject: claims.sub,
-            role: claims.role,
-        })))
+        Ok(Caller::authenticated(
+            Actor {
+                subject: claims.sub,
+                role: claims.role,
+            },
+            Some(UNIX_EPOCH + Duration::from_secs(claims.exp)),
+        ))
     }
 }
 
@@ -109,11 +140,10 @@ impl Authenticator {
 mod tests {
     use super::*;
     use crate::domain::Role;
-    use std::time::Duration;
 
     fn settings() -> AuthSettings {
         AuthSettings {
-            secret: Some("s3cret".into()),
+            secret: Some("a-unit-test-secret-of-32-bytes-at-least".into()),
             issuer: Some("stockroom".into()),
             audience: Some("inventory".into()),
         }

@@ -70,10 +70,13 @@ mod tests {
     use super::*;
 
     fn caller(role: Role) -> Caller {
-        Caller(Some(Actor {
-            subject: "someone".into(),
-            role,
-        }))
+        Caller::authenticated(
+            Actor {
+                subject: "someone".into(),
+                role,
+            },
+            None,
+        )
     }
 
     #[test]

@@ -20,8 +20,11 @@ pub use payload::{ProductSnapshot, StockEvent};
 use std::sync::Arc;
 
 use futures::Stream;
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use tokio::sync::{Mutex, broadcast};
+
+use crate::database::WriteTransaction;
+use crate::error::{Error, Result};
 
 /// The PostgreSQL channel events travel on.
 pub const CHANNEL: &str = "stockroom_events";
@@ -88,17 +91,24 @@ impl EventBus {
     /// published only if the commit succeeds.
     pub async fn commit(
         &self,
-        transaction: DatabaseTransaction,
+        transaction: WriteTransaction,
         events: Vec<StockEvent>,
-    ) -> Result<(), DbErr> {
+    ) -> Result<()> {
         match &self.delivery {
             Delivery::Postgres => {
-                for event in &events {
+                if !events.is_empty() {
+                    // One statement for all of the transaction's events, however many: a batch
+                    // of reductions holds its row lock for one round trip, not one per event.
+                    // `WITH ORDINALITY ... ORDER BY` keeps them in the order they happened.
+                    let payloads: Vec<String> = events.iter().map(StockEvent::to_payload).collect();
+                    let payloads = serde_json::to_string(&payloads).map_err(Error::internal)?;
                     transaction
                         .execute_raw(Statement::from_sql_and_values(
                             DbBackend::Postgres,
-                            "SELECT pg_notify($1, $2)",
-                            [CHANNEL.into(), event.to_payload().into()],
+                            "SELECT pg_notify($1, payload) \
+                             FROM json_array_elements_text($2::json) WITH ORDINALITY AS event(payload, position) \
+                             ORDER BY position",
+                            [CHANNEL.into(), payloads.into()],
                         ))
                         .await?;
                 }

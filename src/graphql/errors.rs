@@ -9,6 +9,7 @@ use async_graphql::futures_util::stream::{BoxStream, StreamExt};
 use async_graphql::{Response, ServerError};
 use std::sync::Arc;
 
+use super::context::RequestId;
 use crate::error::Error;
 use crate::events::SubscriptionLost;
 
@@ -26,7 +27,8 @@ impl ExtensionFactory for ContractErrorCodes {
 #[async_graphql::async_trait::async_trait]
 impl Extension for ContractErrorCodes {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        with_codes(next.run(ctx).await)
+        let request_id = ctx.data_opt::<RequestId>().cloned();
+        with_codes(next.run(ctx).await, request_id.as_ref())
     }
 
     fn subscribe<'s>(
@@ -35,25 +37,27 @@ impl Extension for ContractErrorCodes {
         stream: BoxStream<'s, Response>,
         next: async_graphql::extensions::NextSubscribe<'_>,
     ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream).map(with_codes).boxed()
+        next.run(ctx, stream)
+            .map(|response| with_codes(response, None))
+            .boxed()
     }
 }
 
-fn with_codes(mut response: Response) -> Response {
+fn with_codes(mut response: Response, request_id: Option<&RequestId>) -> Response {
     for error in &mut response.errors {
-        set_code(error);
+        set_code(error, request_id);
     }
     response
 }
 
-fn set_code(error: &mut ServerError) {
+fn set_code(error: &mut ServerError, request_id: Option<&RequestId>) {
     let source = error.source.clone();
     let domain_error = source
         .as_deref()
         .and_then(|source| source.downcast_ref::<Error>());
-    if let Some(Error::Internal(source)) = domain_error {
-        // The full story goes to the log; the client sees only "internal error".
-        tracing::error!(error = %source, details = ?source, path = ?error.path, "request failed");
+    if let Some(domain_error) = domain_error {
+        // The full story goes to the log; the client sees only the fixed message.
+        domain_error.log_cause();
     }
     let lost = source
         .as_deref()
@@ -61,7 +65,7 @@ fn set_code(error: &mut ServerError) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if let Some(lost) = lost {
         // Not a failure of the request: the client must subscribe again to stay current.
-        extensions.set("code", "INTERNAL");
+        extensions.set("code", "SUBSCRIPTION_INTERRUPTED");
         extensions.set("resubscribe", true);
         let reason = match lost {
             SubscriptionLost::Lagged(_) => "LAGGED",
@@ -77,6 +81,11 @@ fn set_code(error: &mut ServerError) {
         return;
     };
     extensions.set("code", domain_error.code());
+    if let (Error::Internal(_) | Error::Unavailable(_) | Error::Timeout, Some(request_id)) =
+        (domain_error, request_id)
+    {
+        extensions.set("requestId", request_id.0.as_str());
+    }
     match domain_error {
         Error::InsufficientStock {
             available,

@@ -10,9 +10,11 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use super::context::RequestId;
 use super::{AppSchema, GraphqlSettings};
 use crate::auth::Authenticator;
 use crate::error::Error;
+use crate::telemetry::REQUEST_ID;
 
 /// `POST /graphql`: one operation, or a batch of at most `max_batch_size`.
 pub async fn graphql_post(
@@ -22,6 +24,15 @@ pub async fn graphql_post(
     headers: HeaderMap,
     request: Result<GraphQLBatchRequest, GraphQLRejection>,
 ) -> Response {
+    // Only a JSON body may run: a web page can post `text/plain`, form or multipart bodies to
+    // any address without asking (no CORS preflight), and must never run a mutation that way.
+    if !is_json(&headers) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_USER_INPUT",
+            "send GraphQL requests with `Content-Type: application/json`",
+        );
+    }
     let caller = match authenticator.authenticate(authorization(&headers)) {
         Ok(caller) => caller,
         Err(error) => return unauthorized(&error),
@@ -43,7 +54,9 @@ pub async fn graphql_post(
             ),
         );
     }
-    let response: BatchResponse = schema.execute_batch(batch.data(caller)).await;
+    let response: BatchResponse = schema
+        .execute_batch(batch.data(caller).data(request_id(&headers)))
+        .await;
     GraphQLResponse::from(response).into_response()
 }
 
@@ -83,7 +96,28 @@ pub async fn graphql_get(
             "only queries may be sent with GET; send mutations and subscriptions with POST",
         );
     }
-    GraphQLResponse::from(schema.execute(request.data(caller)).await).into_response()
+    let request = request.data(caller).data(request_id(&headers));
+    GraphQLResponse::from(schema.execute(request).await).into_response()
+}
+
+/// Whether the body is declared as JSON (`application/json`, any parameters, any letter case).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The request's id (set by the request-id layer), for error extensions.
+fn request_id(headers: &HeaderMap) -> RequestId {
+    RequestId(
+        headers
+            .get(REQUEST_ID)
+            .and_then(|id| id.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+    )
 }
 
 /// Whether the operation a request would run is a query. A document that does not parse

@@ -1,8 +1,8 @@
 //! The GraphQL transport: schema, resolvers and the HTTP endpoints that serve them.
 
+mod authorization;
 pub mod context;
 mod errors;
-mod guard;
 mod http;
 mod limits;
 mod loaders;
@@ -13,8 +13,8 @@ mod subscription;
 pub mod types;
 mod ws;
 
-pub use http::{graphql_get, graphql_post};
-pub use ws::graphql_ws;
+pub use http::{error_response, graphql_get, graphql_post};
+pub use ws::{WebSocketSettings, graphql_ws};
 
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
@@ -75,6 +75,7 @@ pub fn build_schema(services: Services, settings: &GraphqlSettings) -> AppSchema
         .extension(limits::DocumentLimits {
             max_aliases: settings.max_aliases,
             max_root_fields: settings.max_root_fields,
+            max_complexity: settings.max_complexity,
         });
     if !settings.introspection {
         // Suggestions would leak the schema that introspection hides.
@@ -95,5 +96,6 @@ fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         Subscription::default(),
     )
     .extension(errors::ContractErrorCodes)
+    .extension(authorization::RootFieldPolicy)
     .extension(metrics::OperationMetrics)
 }

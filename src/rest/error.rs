@@ -43,13 +43,10 @@ impl ApiError {
         }
     }
 
-    /// A `408` for a request that took longer than the request timeout.
+    /// A `408 TIMEOUT` for a request that ran past the request timeout before anything of it
+    /// was committed.
     pub fn timed_out() -> Self {
-        Self {
-            status: StatusCode::REQUEST_TIMEOUT,
-            code: "INTERNAL",
-            message: "the request took too long and was stopped".to_owned(),
-        }
+        Error::Timeout.into()
     }
 
     /// A `405` for a known path asked with the wrong method.
@@ -59,6 +56,11 @@ impl ApiError {
             code: "BAD_USER_INPUT",
             message: "this endpoint does not accept that method".to_owned(),
         }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     /// A `404 NOT_FOUND` for a path that names nothing.
@@ -78,17 +80,17 @@ impl From<Error> for ApiError {
             | Error::InsufficientStock { .. }
             | Error::StockLimitExceeded => StatusCode::BAD_REQUEST,
             Error::NotFound => StatusCode::NOT_FOUND,
-            Error::SkuConflict(_) | Error::VersionConflict { .. } | Error::IdempotencyKeyReused => {
-                StatusCode::CONFLICT
-            }
+            Error::SkuConflict(_)
+            | Error::VersionConflict { .. }
+            | Error::IdempotencyKeyReused
+            | Error::ReservationNotActive(_) => StatusCode::CONFLICT,
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Internal(source) => {
-                tracing::error!(error = %source, details = ?source, "request failed");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
+        error.log_cause();
         Self {
             status,
             code: error.code(),

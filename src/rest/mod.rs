@@ -8,12 +8,19 @@ mod products;
 pub use error::ApiError;
 
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::{get, post, put};
 
-use crate::startup::AppState;
+use crate::auth::Authenticator;
+use crate::service::Services;
 
-/// The REST routes.
-pub fn routes() -> Router<AppState> {
+/// The REST routes, over any application state that holds the services and the authenticator.
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Services: FromRef<S>,
+    Authenticator: FromRef<S>,
+{
     Router::new()
         .route("/products", post(products::create))
         .route("/products/{id}", get(products::get))

@@ -1,33 +1,55 @@
-//! Hot-SKU coalescing: concurrent reductions of one product become one transaction.
+//! Hot-SKU coalescing: concurrent reductions of one product become a few shared transactions.
 //!
 //! A flash sale sends thousands of reductions at one product; each needs the product's row lock,
 //! so they run one after another and the lock, not the work, sets the pace. Here reductions of
 //! the same product queue up in this process, and one leader task per product takes the row
-//! lock once for all of them that arrived by then: it applies them in arrival order (each that
-//! fits succeeds, the rest get `INSUFFICIENT_STOCK`), then writes one `UPDATE`, one multi-row
-//! `INSERT` of their movements, and one event per movement, and commits. Every request still
-//! gets its own answer, its own movement and its own event, exactly as without batching. Across
-//! server instances the row lock still serializes the batches.
+//! lock once for up to [`MAX_BATCH`] of them: it applies them in arrival order (each that fits
+//! succeeds, the rest get `INSUFFICIENT_STOCK`), writes one `UPDATE`, the movements in
+//! multi-row `INSERT`s of at most [`INSERT_CHUNK`] rows, and the events in one statement, and
+//! commits. Every request still gets its own answer, movement and event, exactly as without
+//! batching. Across server instances the row lock still serializes the batches.
+//!
+//! Bounds: a batch takes at most [`MAX_BATCH`] reductions (the rest wait for the next batch), and
+//! at most [`MAX_QUEUED`] reductions of one product wait in its queue; more wait for room, and a
+//! request whose time runs out while it waits has changed nothing.
+//!
+//! A reduction whose caller has gone (its request timed out or its client hung up) is skipped,
+//! never applied: right before a reduction joins the batch's write, the leader claims it through
+//! the request's [`CommitGate`], and a request that was given up cannot be claimed.
 //!
 //! Only reductions without an idempotency key are batched; keyed requests take the single path
 //! so that their claim-and-replay semantics stay exactly as documented.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use uuid::Uuid;
 
-use super::reservations::sweep_expired;
-use super::stock::{MovementRecord, StockChange, movement_row};
-use super::{lock_live_product, next_change_time};
-use crate::database::Database;
+use super::locked::{
+    MovementRecord, StockChange, checked_stock, lock_live_product, movement_row, next_version,
+    sweep_expired,
+};
+use super::next_change_time;
+use crate::database::{Database, WriteTransaction};
+use crate::deadline::CommitGate;
 use crate::domain::{Actor, Quantity, Reason};
 use crate::entity::product;
 use crate::entity::stock_movement::{self, MovementKind};
 use crate::error::{Error, Result};
 use crate::events::{EventBus, StockEvent};
+
+/// Most reductions one transaction applies. Larger batches gain little (the lock is taken once
+/// either way) and hold the row lock, and every waiting caller, longer.
+pub(super) const MAX_BATCH: usize = 256;
+
+/// Most reductions of one product waiting in its queue; further callers wait for room.
+pub(super) const MAX_QUEUED: usize = 4096;
+
+/// Movement rows per `INSERT`. A movement binds 11 values, so a chunk binds 5,500: far below
+/// SQLite's limit of 32,766 bind parameters and PostgreSQL's 65,535.
+pub(super) const INSERT_CHUNK: usize = 500;
 
 /// One queued reduction.
 struct Reduction {
@@ -36,17 +58,29 @@ struct Reduction {
     actor: Actor,
 }
 
-/// A queued reduction and where its answer goes.
+/// A queued reduction, where its answer goes, and the gate of the request it belongs to.
 struct Pending {
     reduction: Reduction,
     reply: oneshot::Sender<Result<StockChange>>,
+    gate: CommitGate,
+    /// Its place in the product's queue, given back once it is answered.
+    _place: OwnedSemaphorePermit,
 }
 
-/// The queues of reductions waiting for their product's leader. A product has an entry exactly
-/// while a leader runs for it.
+/// The reductions of one product waiting for its leader. A product has a lane exactly while a
+/// leader runs for it.
+struct Lane {
+    pending: VecDeque<Pending>,
+    /// Places in the queue ([`MAX_QUEUED`]).
+    places: Arc<Semaphore>,
+}
+
+type Lanes = Arc<Mutex<HashMap<Uuid, Lane>>>;
+
+/// Queues reductions per product and runs one leader per product.
 #[derive(Clone, Default)]
 pub(super) struct Coalescer {
-    queues: Arc<Mutex<HashMap<Uuid, Vec<Pending>>>>,
+    lanes: Lanes,
 }
 
 impl std::fmt::Debug for Coalescer {
@@ -55,9 +89,16 @@ impl std::fmt::Debug for Coalescer {
     }
 }
 
+/// The lanes, also after a panic elsewhere: nothing inside the lock can leave them half-changed.
+fn lock(lanes: &Lanes) -> MutexGuard<'_, HashMap<Uuid, Lane>> {
+    lanes.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Coalescer {
     /// Queues a reduction of `product_id` and waits for its answer, starting the product's
-    /// leader if none runs.
+    /// leader if none runs. Dropping the returned future before the answer arrives gives the
+    /// request up: the reduction is then never applied, unless the leader had already claimed
+    /// it for a commit.
     pub(super) async fn reduce(
         &self,
         database: &Database,
@@ -67,6 +108,18 @@ impl Coalescer {
         reason: Option<Reason>,
         actor: &Actor,
     ) -> Result<StockChange> {
+        let gate = CommitGate::current_or_unbounded();
+        let places = lock(&self.lanes).get(&product_id).map_or_else(
+            || Arc::new(Semaphore::new(MAX_QUEUED)),
+            |lane| lane.places.clone(),
+        );
+        // Waits while the product's queue is full (back-pressure); a request that times out
+        // here has queued nothing.
+        let place = places
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::internal("a reduction queue was closed"))?;
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             reduction: Reduction {
@@ -75,16 +128,24 @@ impl Coalescer {
                 actor: actor.clone(),
             },
             reply,
+            gate: gate.clone(),
+            _place: place,
         };
         let start_leader = {
-            let mut queues = self.queues.lock().map_err(|_| poisoned())?;
-            match queues.get_mut(&product_id) {
-                Some(queue) => {
-                    queue.push(pending);
+            let mut lanes = lock(&self.lanes);
+            match lanes.get_mut(&product_id) {
+                Some(lane) => {
+                    lane.pending.push_back(pending);
                     false
                 }
                 None => {
-                    queues.insert(product_id, vec![pending]);
+                    lanes.insert(
+                        product_id,
+                        Lane {
+                            pending: VecDeque::from([pending]),
+                            places,
+                        },
+                    );
                     true
                 }
             }
@@ -92,81 +153,79 @@ impl Coalescer {
         if start_leader {
             // A task of its own: a client that hangs up must not stop the batch it leads.
             let leader = Leader {
-                queues: self.queues.clone(),
+                lanes: self.lanes.clone(),
                 database: database.clone(),
                 events: events.clone(),
                 product_id,
             };
             tokio::spawn(leader.run());
         }
-        answer
+        let mut give_up = GiveUpOnDrop(Some(gate));
+        let outcome = answer
             .await
-            .map_err(|_| Error::internal("the reduction's batch stopped without an answer"))?
+            .map_err(|_| Error::internal("the reduction's batch stopped without an answer"));
+        give_up.0 = None;
+        outcome?
     }
 }
 
-/// A copy of a batch's failure for each of its requests (`Error` holds a boxed source, so it
-/// is not `Clone`).
-fn same_error(error: &Error) -> Error {
-    match error {
-        Error::NotFound => Error::NotFound,
-        Error::Unavailable => Error::Unavailable,
-        other => Error::internal(other.to_string()),
+/// Gives the request up if the caller stops waiting for its reduction's answer (the future is
+/// dropped: a timeout or a client that left). The leader then skips the reduction.
+struct GiveUpOnDrop(Option<CommitGate>);
+
+impl Drop for GiveUpOnDrop {
+    fn drop(&mut self) {
+        if let Some(gate) = self.0.take() {
+            gate.abandon();
+        }
     }
 }
 
-/// Removes a product's queue entry when its leader stops without doing so itself; the queued
+/// Removes a product's lane when its leader stops without doing so itself; the queued
 /// requests' reply channels are dropped with it, so their callers get an error, not a hang.
-struct EntryGuard {
-    queues: Arc<Mutex<HashMap<Uuid, Vec<Pending>>>>,
+struct LaneGuard {
+    lanes: Lanes,
     product_id: Uuid,
     armed: bool,
 }
 
-impl Drop for EntryGuard {
+impl Drop for LaneGuard {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if self.armed {
+            lock(&self.lanes).remove(&self.product_id);
+            tracing::error!(product = %self.product_id, "a reduction batch leader stopped abnormally");
         }
-        let mut queues = match self.queues.lock() {
-            Ok(queues) => queues,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        queues.remove(&self.product_id);
-        tracing::error!(product = %self.product_id, "a reduction batch leader stopped abnormally");
     }
 }
 
-fn poisoned() -> Error {
-    Error::internal("the reduction queues are poisoned")
-}
-
 struct Leader {
-    queues: Arc<Mutex<HashMap<Uuid, Vec<Pending>>>>,
+    lanes: Lanes,
     database: Database,
     events: EventBus,
     product_id: Uuid,
 }
 
 impl Leader {
-    /// Runs batches until the product's queue is empty, then removes the product's entry.
+    /// Runs batches of at most [`MAX_BATCH`] until the product's queue is empty, then removes
+    /// the product's lane.
     async fn run(self) {
-        // Should this task end any other way (a panic), the entry must go too: otherwise every
+        // Should this task end any other way (a panic), the lane must go too: otherwise every
         // later reduction of the product would queue behind a leader that no longer exists.
-        let mut guard = EntryGuard {
-            queues: self.queues.clone(),
+        let mut guard = LaneGuard {
+            lanes: self.lanes.clone(),
             product_id: self.product_id,
             armed: true,
         };
         loop {
-            let batch = {
-                let Ok(mut queues) = self.queues.lock() else {
-                    return;
-                };
-                match queues.get_mut(&self.product_id) {
-                    Some(queue) if !queue.is_empty() => std::mem::take(queue),
+            let batch: Vec<Pending> = {
+                let mut lanes = lock(&self.lanes);
+                match lanes.get_mut(&self.product_id) {
+                    Some(lane) if !lane.pending.is_empty() => {
+                        let size = lane.pending.len().min(MAX_BATCH);
+                        lane.pending.drain(..size).collect()
+                    }
                     _ => {
-                        queues.remove(&self.product_id);
+                        lanes.remove(&self.product_id);
                         guard.armed = false;
                         return;
                     }
@@ -178,63 +237,59 @@ impl Leader {
     }
 
     /// Applies one batch in one transaction and answers every request in it.
-    async fn run_batch(&self, batch: Vec<Pending>) {
-        let (reductions, replies): (Vec<Reduction>, Vec<_>) = batch
-            .into_iter()
-            .map(|pending| (pending.reduction, pending.reply))
-            .unzip();
-        let outcomes = match self.apply(reductions).await {
+    async fn run_batch(&self, mut batch: Vec<Pending>) {
+        let outcomes = match self.apply(&mut batch).await {
             Ok(outcomes) => outcomes,
-            Err(error) => {
-                // The transaction rolled back: nothing changed for anyone in the batch, and
-                // each gets the same answer.
-                replies.iter().map(|_| Err(same_error(&error))).collect()
-            }
+            // The transaction rolled back: nothing changed for anyone in the batch, and each
+            // gets the same answer, cause and all (logged at the edge with its request).
+            Err(error) => batch.iter().map(|_| Err(error.clone())).collect(),
         };
-        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        for (pending, outcome) in batch.into_iter().zip(outcomes) {
             let outcome_label = outcome.as_ref().map_or_else(Error::code, |_| "success");
             metrics::counter!("stockroom_stock_changes_total", "operation" => "reduceStock", "outcome" => outcome_label)
                 .increment(1);
             // The requester may have hung up; its answer is then simply dropped.
-            let _ = reply.send(outcome);
+            let _ = pending.reply.send(outcome);
         }
     }
 
     /// Locks the product once and applies the reductions in order; commits the ones that fit.
-    async fn apply(&self, reductions: Vec<Reduction>) -> Result<Vec<Result<StockChange>>> {
+    /// Returns one outcome per reduction, in order.
+    async fn apply(&self, batch: &mut [Pending]) -> Result<Vec<Result<StockChange>>> {
         let transaction = self.database.begin_write().await?;
-        let locked = lock_live_product(&transaction, self.product_id).await?;
-        let mut current = sweep_expired(&transaction, locked).await?;
+        let locked = lock_live_product(&*transaction, self.product_id).await?;
+        let mut current = sweep_expired(&*transaction, locked).await?;
         let original = current.clone();
 
-        let mut outcomes = Vec::with_capacity(reductions.len());
+        let mut outcomes = Vec::with_capacity(batch.len());
         let mut movements: Vec<stock_movement::Model> = Vec::new();
         let mut events = Vec::new();
-        for Reduction {
-            quantity,
-            reason,
-            actor,
-        } in reductions
-        {
-            let wanted = quantity.get();
-            if current.available() < wanted {
-                outcomes.push(Err(Error::InsufficientStock {
-                    available: current.available(),
-                    requested: wanted,
-                }));
+        for pending in batch.iter_mut() {
+            let wanted = pending.reduction.quantity.get();
+            let stock_after = match checked_stock(&current, -wanted) {
+                Ok(stock_after) => stock_after,
+                Err(refusal) => {
+                    outcomes.push(Err(refusal));
+                    continue;
+                }
+            };
+            // The last moment to skip a reduction whose caller has gone: once claimed, the
+            // request waits for this batch's outcome, whatever its deadline.
+            if pending.reply.is_closed() || !pending.gate.enter_commit() {
+                outcomes.push(Err(Error::Timeout));
                 continue;
             }
             let before = current.clone();
-            current.stock -= wanted;
-            current.version += 1;
+            current.stock = stock_after;
+            current.version = next_version(current.version)?;
             current.updated_at = next_change_time(before.updated_at);
             let movement = movement_row(MovementRecord {
                 product: &current,
                 kind: MovementKind::Reduce,
                 stock_before: before.stock,
-                reason,
+                reason: pending.reduction.reason.take(),
                 idempotency_key: None,
-                actor: &actor,
+                actor: &pending.reduction.actor,
             });
             events.push(StockEvent::new(
                 Some(&before),
@@ -248,8 +303,8 @@ impl Leader {
             movements.push(movement);
         }
         if movements.is_empty() {
-            // Every request was refused: nothing to write (dropping rolls back, and with it
-            // any sweep, which the next change will redo).
+            // Nothing to write (dropping rolls back, and with it any sweep, which the next
+            // change will redo).
             return Ok(outcomes);
         }
         store(&transaction, &original, &current, movements).await?;
@@ -258,9 +313,10 @@ impl Leader {
     }
 }
 
-/// One `UPDATE` of the product to its final state and one multi-row `INSERT` of the movements.
+/// One `UPDATE` of the product to its final state and the movements in multi-row `INSERT`s of
+/// at most [`INSERT_CHUNK`] rows.
 async fn store(
-    transaction: &sea_orm::DatabaseTransaction,
+    transaction: &WriteTransaction,
     original: &product::Model,
     last: &product::Model,
     movements: Vec<stock_movement::Model>,
@@ -269,13 +325,15 @@ async fn store(
     row.stock = Set(last.stock);
     row.version = Set(last.version);
     row.updated_at = Set(last.updated_at);
-    row.update(transaction).await?;
-    stock_movement::Entity::insert_many(
-        movements
-            .into_iter()
-            .map(|movement| movement.into_active_model().reset_all()),
-    )
-    .exec_without_returning(transaction)
-    .await?;
+    row.update(&**transaction).await?;
+    let mut rows = movements
+        .into_iter()
+        .map(|movement| movement.into_active_model().reset_all())
+        .peekable();
+    while rows.peek().is_some() {
+        stock_movement::Entity::insert_many(rows.by_ref().take(INSERT_CHUNK))
+            .exec_without_returning(&**transaction)
+            .await?;
+    }
     Ok(())
 }

@@ -57,7 +57,10 @@ impl StoredError {
                 available,
                 requested,
             } => (Some(*available), Some(*requested)),
-            Error::BadUserInput(_) | Error::NotFound | Error::StockLimitExceeded => (None, None),
+            Error::BadUserInput(_)
+            | Error::NotFound
+            | Error::StockLimitExceeded
+            | Error::ReservationNotActive(_) => (None, None),
             _ => return None,
         };
         Some(Self {
@@ -77,6 +80,7 @@ impl StoredError {
             ("NOT_FOUND", ..) => Error::NotFound,
             ("STOCK_LIMIT_EXCEEDED", ..) => Error::StockLimitExceeded,
             ("BAD_USER_INPUT", ..) => Error::BadUserInput(self.message),
+            ("RESERVATION_NOT_ACTIVE", ..) => Error::ReservationNotActive(self.message),
             _ => Error::internal(format!("unreadable stored outcome '{}'", self.code)),
         }
     }

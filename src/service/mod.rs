@@ -4,25 +4,23 @@
 mod coalescing;
 mod idempotency;
 mod ledger;
+mod locked;
 mod products;
 mod reservations;
 mod stock;
 
 pub use idempotency::{IdempotentRequest, prune as prune_idempotency_keys};
 pub use ledger::{LedgerMismatch, LedgerReport, LedgerService, StockAtTime};
+pub use locked::StockChange;
 pub use products::{NewProduct, ProductChanges, ProductFilter, ProductService, StockStatus};
 pub use reservations::{ReservationService, ReserveRequest, Resolution};
-pub use stock::{MovementPosition, StockChange, StockChangeRequest, StockDirection, StockService};
+pub use stock::{MovementPosition, StockChangeRequest, StockDirection, StockService};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
-use uuid::Uuid;
 
 pub use crate::domain::Actor;
 
 use crate::database::Database;
-use crate::entity::product;
-use crate::error::{Error, Result};
 use crate::events::EventBus;
 
 /// Every service, built once at start and shared by all transports.
@@ -74,30 +72,4 @@ pub(crate) fn now() -> DateTime<Utc> {
 /// than `previous`, so `updatedAt` moves on every change even within one clock tick.
 pub(crate) fn next_change_time(previous: DateTime<Utc>) -> DateTime<Utc> {
     now().max(previous + chrono::Duration::microseconds(1))
-}
-
-/// Reads a product inside a write transaction and locks its row until commit
-/// (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite the `IMMEDIATE` transaction already holds
-/// the database's write lock, and the clause is left out).
-pub(crate) async fn lock_product(
-    transaction: &impl ConnectionTrait,
-    id: Uuid,
-) -> Result<Option<product::Model>> {
-    Ok(product::Entity::find_by_id(id)
-        .lock_exclusive()
-        .one(transaction)
-        .await?)
-}
-
-/// [`lock_product`], for a product that must exist and not be deleted.
-pub(crate) async fn lock_live_product(
-    transaction: &impl ConnectionTrait,
-    id: Uuid,
-) -> Result<product::Model> {
-    product::Entity::find_by_id(id)
-        .filter(product::Column::DeletedAt.is_null())
-        .lock_exclusive()
-        .one(transaction)
-        .await?
-        .ok_or(Error::NotFound)
 }

@@ -7,7 +7,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Actor, lock_live_product, lock_product, next_change_time, now, stock};
+use super::locked::{MovementRecord, bump, lock_live_product, lock_product, record_movement};
+use super::{Actor, now};
 use crate::database::Database;
 use crate::domain::{ProductName, Sku, StockLevel, fold_case};
 use crate::entity::product::{self, Column};
@@ -232,12 +233,12 @@ impl ProductService {
         let product = product
             .into_active_model()
             .reset_all()
-            .insert(&transaction)
+            .insert(&*transaction)
             .await
             .map_err(|error| Error::from_sku_write(error, new.sku.as_str()))?;
-        let movement = stock::record_movement(
-            &transaction,
-            stock::MovementRecord {
+        let movement = record_movement(
+            &*transaction,
+            MovementRecord {
                 product: &product,
                 kind: MovementKind::Initial,
                 stock_before: 0,
@@ -267,11 +268,11 @@ impl ProductService {
             ));
         }
         let transaction = self.database.begin_write().await?;
-        let current = lock_live_product(&transaction, id).await?;
+        let current = lock_live_product(&*transaction, id).await?;
         check_version(&current, expected_version)?;
         let new_sku = changes.sku.as_ref().map(|sku| sku.as_str().to_owned());
         let reorder_level_changed = changes.reorder_level.is_some();
-        let mut row = bump(current.clone());
+        let mut row = bump(current.clone())?;
         if let Some(name) = changes.name {
             row.name_key = Set(name.search_key());
             row.name = Set(name.as_str().to_owned());
@@ -284,7 +285,7 @@ impl ProductService {
             row.reorder_level = Set(level.get());
         }
         let updated = row
-            .update(&transaction)
+            .update(&*transaction)
             .await
             .map_err(|error| match &new_sku {
                 Some(sku) => Error::from_sku_write(error, sku),
@@ -301,11 +302,11 @@ impl ProductService {
     /// Soft-deletes a product: it reads as missing and its SKU is free again. Its ledger stays.
     pub async fn delete(&self, id: Uuid, expected_version: Option<i32>) -> Result<product::Model> {
         let transaction = self.database.begin_write().await?;
-        let current = lock_live_product(&transaction, id).await?;
+        let current = lock_live_product(&*transaction, id).await?;
         check_version(&current, expected_version)?;
-        let mut row = bump(current);
+        let mut row = bump(current)?;
         row.deleted_at = Set(Some(now()));
-        let deleted = row.update(&transaction).await?;
+        let deleted = row.update(&*transaction).await?;
         transaction.commit().await?;
         Ok(deleted)
     }
@@ -314,17 +315,17 @@ impl ProductService {
     /// meanwhile. Restoring a product that is not deleted changes nothing.
     pub async fn restore(&self, id: Uuid) -> Result<product::Model> {
         let transaction = self.database.begin_write().await?;
-        let current = lock_product(&transaction, id)
+        let current = lock_product(&*transaction, id)
             .await?
             .ok_or(Error::NotFound)?;
         if !current.is_deleted() {
             return Ok(current);
         }
         let sku = current.sku.clone();
-        let mut row = bump(current);
+        let mut row = bump(current)?;
         row.deleted_at = Set(None);
         let restored = row
-            .update(&transaction)
+            .update(&*transaction)
             .await
             .map_err(|error| Error::from_sku_write(error, &sku))?;
         transaction.commit().await?;
@@ -341,16 +342,6 @@ fn check_version(current: &product::Model, expected: Option<i32>) -> Result<()> 
         }),
         _ => Ok(()),
     }
-}
-
-/// An update of `current` that advances its version and `updatedAt`, as every change must.
-pub(super) fn bump(current: product::Model) -> product::ActiveModel {
-    let version = current.version + 1;
-    let updated_at = next_change_time(current.updated_at);
-    let mut row = current.into_active_model();
-    row.version = Set(version);
-    row.updated_at = Set(updated_at);
-    row
 }
 
 #[cfg(test)]

@@ -7,20 +7,20 @@
 //! first, so a racing commit and release of one reservation serialize and exactly one wins.
 
 use chrono::Duration;
-use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
 use super::idempotency::{IdempotentRequest, run_write};
-use super::products::bump;
-use super::stock::{MovementRecord, record_movement};
-use super::{lock_live_product, now};
+use super::locked::{
+    MovementRecord, bump, expire_for_product, lock_live_product, lock_product, record_movement,
+    sweep_expired,
+};
+use super::now;
 use crate::database::Database;
 use crate::domain::{Actor, IdempotencyKey, Quantity, Reference, ReservationTtl};
-use crate::entity::product;
 use crate::entity::reservation::{self, Column, ReservationStatus};
 use crate::entity::stock_movement::MovementKind;
 use crate::error::{Error, Result};
@@ -125,7 +125,7 @@ impl ReservationService {
                     .reset_all()
                     .insert(transaction)
                     .await?;
-                    let mut row = bump(before.clone());
+                    let mut row = bump(before.clone())?;
                     row.reserved = Set(before.reserved + wanted);
                     let product = row.update(transaction).await?;
                     Ok((
@@ -140,7 +140,7 @@ impl ReservationService {
 
     /// Commits (the units leave stock, with a `RESERVATION_COMMIT` movement) or releases (the
     /// units become available again) an active reservation. A reservation resolves once:
-    /// resolving it again, or after it expired, is `BAD_USER_INPUT`.
+    /// resolving it again, or after it expired, is `RESERVATION_NOT_ACTIVE`.
     pub async fn resolve(
         &self,
         id: Uuid,
@@ -180,7 +180,7 @@ impl ReservationService {
                         .await?
                         .ok_or_else(|| Error::internal("a locked reservation vanished"))?;
                     if current.status != ReservationStatus::Active {
-                        return Err(Error::bad_input(format!(
+                        return Err(Error::ReservationNotActive(format!(
                             "the reservation is {}, not ACTIVE: it cannot be {}",
                             status_name(current.status),
                             match resolution {
@@ -198,7 +198,7 @@ impl ReservationService {
                     reservation_row.resolved_at = Set(Some(resolved_at));
                     let resolved = reservation_row.update(transaction).await?;
 
-                    let mut row = bump(before.clone());
+                    let mut row = bump(before.clone())?;
                     row.reserved = Set(before.reserved - current.quantity);
                     if resolution == Resolution::Commit {
                         row.stock = Set(before.stock - current.quantity);
@@ -248,10 +248,10 @@ impl ReservationService {
         let mut expired = 0;
         for product_id in due_products {
             let transaction = self.database.begin_write().await?;
-            let Some(locked) = super::lock_product(&transaction, product_id).await? else {
+            let Some(locked) = lock_product(&*transaction, product_id).await? else {
                 continue;
             };
-            let (_, count) = expire_for_product(&transaction, locked).await?;
+            let (_, count) = expire_for_product(&*transaction, locked).await?;
             transaction.commit().await?;
             expired += count;
         }
@@ -266,49 +266,4 @@ fn status_name(status: ReservationStatus) -> &'static str {
         ReservationStatus::Released => "RELEASED",
         ReservationStatus::Expired => "EXPIRED",
     }
-}
-
-/// Inside a transaction holding the product's lock: marks its reservations whose time has run
-/// out as `EXPIRED` and gives their units back. Returns the product as it is afterwards.
-pub(super) async fn sweep_expired(
-    transaction: &DatabaseTransaction,
-    product: product::Model,
-) -> Result<product::Model> {
-    Ok(expire_for_product(transaction, product).await?.0)
-}
-
-/// [`sweep_expired`], also saying how many reservations expired.
-async fn expire_for_product(
-    transaction: &DatabaseTransaction,
-    product: product::Model,
-) -> Result<(product::Model, u64)> {
-    // `reserved` is the sum of the product's active reservations (`stockroom verify` checks
-    // it), so a product holding nothing has nothing to expire: skip the query on the hot path.
-    if product.reserved == 0 {
-        return Ok((product, 0));
-    }
-    let sweep_time = now();
-    let due = reservation::Entity::find()
-        .filter(Column::ProductId.eq(product.id))
-        .filter(Column::Status.eq(ReservationStatus::Active))
-        .filter(Column::ExpiresAt.lte(sweep_time))
-        .all(transaction)
-        .await?;
-    if due.is_empty() {
-        return Ok((product, 0));
-    }
-    let released: i64 = due.iter().map(|reservation| reservation.quantity).sum();
-    reservation::Entity::update_many()
-        .col_expr(
-            Column::Status,
-            Expr::value(ReservationStatus::Expired.to_value()),
-        )
-        .col_expr(Column::ResolvedAt, sweep_time.into())
-        .filter(Column::Id.is_in(due.iter().map(|reservation| reservation.id)))
-        .exec(transaction)
-        .await?;
-    let reserved = product.reserved - released;
-    let mut row = bump(product);
-    row.reserved = Set(reserved);
-    Ok((row.update(transaction).await?, due.len() as u64))
 }

@@ -6,19 +6,20 @@
 //! serialize instead of losing updates or driving stock below zero.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::Actor;
 use super::coalescing::Coalescer;
 use super::idempotency::{IdempotentRequest, run_write};
-use super::products::bump;
-use super::reservations::sweep_expired;
-use super::{Actor, lock_live_product};
+use super::locked::{
+    MovementRecord, StockChange, bump, checked_stock, lock_live_product, record_movement,
+    sweep_expired,
+};
 use crate::database::Database;
-use crate::domain::{IdempotencyKey, MAX_STOCK, Quantity, Reason};
+use crate::domain::{IdempotencyKey, Quantity, Reason};
 use crate::entity::product;
 use crate::entity::stock_movement::{self, MovementKind};
 use crate::error::{Error, Result};
@@ -53,15 +54,6 @@ impl StockChangeRequest {
             fingerprint: format!("{}|{}|{reason}", self.product_id, self.quantity.get()),
         })
     }
-}
-
-/// The outcome of a successful stock change: the product after it and its movement.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StockChange {
-    /// The product as committed.
-    pub product: product::Model,
-    /// The ledger entry the change wrote.
-    pub movement: stock_movement::Model,
 }
 
 /// Which way a stock change goes.
@@ -129,7 +121,7 @@ async fn apply_change(
     let locked = lock_live_product(transaction, request.product_id).await?;
     let before = sweep_expired(transaction, locked).await?;
     let stock_after = checked_stock(&before, delta)?;
-    let mut row = bump(before.clone());
+    let mut row = bump(before.clone())?;
     row.stock = Set(stock_after);
     let product = row.update(transaction).await?;
     let movement = record_movement(
@@ -244,121 +236,5 @@ impl StockService {
             query = query.filter(stock_movement::Column::ProductId.eq(product_id));
         }
         Ok(query.count(self.database.connection()).await?)
-    }
-}
-
-/// Stock after applying `delta` to `product`, or why it cannot be: a reduction may take only
-/// the units not held by reservations.
-fn checked_stock(product: &product::Model, delta: i64) -> Result<i64> {
-    let available = product.available();
-    if delta < 0 && available + delta < 0 {
-        return Err(Error::InsufficientStock {
-            available,
-            requested: -delta,
-        });
-    }
-    let after = product
-        .stock
-        .checked_add(delta)
-        .ok_or(Error::StockLimitExceeded)?;
-    if after > MAX_STOCK {
-        return Err(Error::StockLimitExceeded);
-    }
-    Ok(after)
-}
-
-/// What [`record_movement`] needs to append one ledger entry.
-pub(super) struct MovementRecord<'a> {
-    /// The product as updated by the change (its stock and version are the "after" values).
-    pub product: &'a product::Model,
-    pub kind: MovementKind,
-    pub stock_before: i64,
-    pub reason: Option<Reason>,
-    pub idempotency_key: Option<IdempotencyKey>,
-    pub actor: &'a Actor,
-}
-
-/// Appends a movement inside the caller's transaction. The ledger is append-only: nothing
-/// ever updates or deletes a movement.
-pub(super) async fn record_movement(
-    transaction: &impl ConnectionTrait,
-    record: MovementRecord<'_>,
-) -> Result<stock_movement::Model> {
-    Ok(movement_row(record)
-        .into_active_model()
-        .reset_all()
-        .insert(transaction)
-        .await?)
-}
-
-/// The movement row for `record`, not yet stored.
-pub(super) fn movement_row(record: MovementRecord<'_>) -> stock_movement::Model {
-    stock_movement::Model {
-        id: Uuid::now_v7(),
-        product_id: record.product.id,
-        kind: record.kind,
-        delta: record.product.stock - record.stock_before,
-        stock_before: record.stock_before,
-        stock_after: record.product.stock,
-        product_version: record.product.version,
-        reason: record.reason.map(Reason::into_string),
-        idempotency_key: record.idempotency_key.map(|key| key.as_str().to_owned()),
-        actor: record.actor.subject.clone(),
-        created_at: record.product.updated_at,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn product(stock: i64, reserved: i64) -> product::Model {
-        let now = chrono::Utc::now();
-        product::Model {
-            id: Uuid::now_v7(),
-            name: "W".into(),
-            name_key: "w".into(),
-            sku: "W".into(),
-            sku_key: "w".into(),
-            stock,
-            reorder_level: 0,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            deleted_at: None,
-            reserved,
-        }
-    }
-
-    #[test]
-    fn stock_never_goes_below_zero() {
-        assert_eq!(checked_stock(&product(5, 0), -5).unwrap(), 0);
-        let error = checked_stock(&product(5, 0), -6).unwrap_err();
-        assert_eq!(error.code(), "INSUFFICIENT_STOCK");
-    }
-
-    #[test]
-    fn reductions_take_only_units_not_reserved() {
-        assert_eq!(checked_stock(&product(10, 7), -3).unwrap(), 7);
-        assert_eq!(
-            checked_stock(&product(10, 7), -4).unwrap_err().code(),
-            "INSUFFICIENT_STOCK"
-        );
-    }
-
-    #[test]
-    fn stock_never_passes_the_cap_or_wraps() {
-        assert_eq!(
-            checked_stock(&product(MAX_STOCK - 1, 0), 1).unwrap(),
-            MAX_STOCK
-        );
-        assert_eq!(
-            checked_stock(&product(MAX_STOCK, 0), 1).unwrap_err().code(),
-            "STOCK_LIMIT_EXCEEDED"
-        );
-        assert_eq!(
-            checked_stock(&product(i64::MAX, 0), 1).unwrap_err().code(),
-            "STOCK_LIMIT_EXCEEDED"
-        );
     }
 }

@@ -28,6 +28,23 @@ pub enum Backend {
 /// Runs each named `async fn(TestApp)` once per backend, as `<name>::sqlite` and
 /// `<name>::postgres` (so `cargo test sqlite` runs only the SQLite half).
 macro_rules! on_both_backends {
+    (with_args $args:expr => $($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, &$args).await;
+                    super::$test(app).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Postgres, &$args).await;
+                    super::$test(app).await;
+                }
+            }
+        )+
+    };
     (secured: $($test:ident),+ $(,)?) => {
         $(
             mod $test {
@@ -84,6 +101,9 @@ pub struct TestApp {
     pub database_url: String,
     /// The bearer token the helpers send, if any.
     pub token: Option<String>,
+    /// `http://127.0.0.1:PORT` of `/metrics`, when the server was started with
+    /// `--metrics-listen`.
+    pub metrics_address: Option<String>,
     extra_args: Vec<String>,
     _sqlite_folder: Option<TempDir>,
 }
@@ -93,10 +113,13 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, &[]).await
 }
 
+/// The token secret of [`spawn_secured_app`].
+pub const TEST_SECRET: &str = "a-test-secret-that-is-long-enough";
+
 /// The secret, issuer and audience of [`spawn_secured_app`].
 pub fn test_auth() -> AuthSettings {
     AuthSettings {
-        secret: Some("a-test-secret-that-is-long-enough".into()),
+        secret: Some(TEST_SECRET.into()),
         issuer: Some("stockroom-tests".into()),
         audience: Some("stockroom".into()),
     }
@@ -107,7 +130,7 @@ pub async fn spawn_secured_app(backend: Backend) -> TestApp {
     let auth = test_auth();
     let args = [
         "--jwt-secret",
-        auth.secret.as_deref().unwrap(),
+        TEST_SECRET,
         "--jwt-issuer",
         auth.issuer.as_deref().unwrap(),
         "--jwt-audience",
@@ -170,6 +193,9 @@ async fn start_server(database_url: &str, args: &[&str]) -> TestApp {
         application.local_addr().expect("a bound address")
     );
     let services = application.services().clone();
+    let metrics_address = application
+        .metrics_addr()
+        .map(|address| format!("http://{}", address.expect("a bound metrics address")));
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
@@ -177,6 +203,7 @@ async fn start_server(database_url: &str, args: &[&str]) -> TestApp {
         in_process: Some(services),
         database_url: database_url.to_owned(),
         token: None,
+        metrics_address,
         extra_args: Vec::new(),
         _sqlite_folder: None,
     }
@@ -216,6 +243,7 @@ impl TestApp {
             in_process: self.in_process.clone(),
             database_url: self.database_url.clone(),
             token,
+            metrics_address: self.metrics_address.clone(),
             extra_args: self.extra_args.clone(),
             _sqlite_folder: None,
         }
@@ -236,6 +264,7 @@ impl TestApp {
             in_process: None,
             database_url: database_url.to_owned(),
             token: None,
+            metrics_address: None,
             extra_args: Vec::new(),
             _sqlite_folder: None,
         }

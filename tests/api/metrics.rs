@@ -5,7 +5,9 @@ use serde_json::json;
 use crate::helpers::{TestApp, assert_error, id_of};
 use crate::ws::{Protocol, WsClient, wait_for_subscribers};
 
-on_both_backends!(metrics_count_requests_operations_stock_outcomes_subscriptions_and_the_pool);
+on_both_backends!(with_args ["--metrics-listen", "127.0.0.1:0"] =>
+    metrics_count_requests_operations_stock_outcomes_subscriptions_and_the_pool);
+on_both_backends!(metrics_are_not_served_on_the_api_address);
 
 /// The value of the first series whose line starts with `prefix`.
 fn series(text: &str, prefix: &str) -> Option<f64> {
@@ -26,9 +28,10 @@ async fn metrics_count_requests_operations_stock_outcomes_subscriptions_and_the_
         .await;
     wait_for_subscribers(&app, 1).await;
 
+    let metrics_address = app.metrics_address.as_deref().expect("--metrics-listen");
     let response = app
         .client
-        .get(format!("{}/metrics", app.address))
+        .get(format!("{metrics_address}/metrics"))
         .send()
         .await
         .unwrap();
@@ -68,4 +71,15 @@ async fn metrics_count_requests_operations_stock_outcomes_subscriptions_and_the_
     at_least(r#"stockroom_db_pool_connections{state="idle"}"#, 0.0);
     // Client-chosen names never become labels (an invalid document is not even executed).
     assert!(!text.contains("thisFieldDoesNotExist"));
+}
+
+async fn metrics_are_not_served_on_the_api_address(app: TestApp) {
+    assert!(app.metrics_address.is_none());
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
 }

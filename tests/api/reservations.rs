@@ -88,7 +88,7 @@ async fn reserved_units_cannot_be_reduced_and_commit_takes_them_from_stock(app: 
     let release_after_commit = app
         .graphql(RELEASE, json!({ "id": reservation["id"] }))
         .await;
-    assert_error(&release_after_commit, "BAD_USER_INPUT");
+    assert_error(&release_after_commit, "RESERVATION_NOT_ACTIVE");
     assert!(
         release_after_commit["errors"][0]["message"]
             .as_str()
@@ -98,7 +98,7 @@ async fn reserved_units_cannot_be_reduced_and_commit_takes_them_from_stock(app: 
     let commit_again = app
         .graphql(COMMIT, json!({ "id": reservation["id"] }))
         .await;
-    assert_error(&commit_again, "BAD_USER_INPUT");
+    assert_error(&commit_again, "RESERVATION_NOT_ACTIVE");
     assert_eq!(availability(&app, &id).await["stock"], 3);
     assert_ledger_verifies(&app).await;
 }
@@ -138,7 +138,7 @@ async fn an_expired_reservation_gives_its_units_back_on_the_next_change(app: Tes
     assert_eq!(status["data"]["reservation"]["status"], "EXPIRED");
     assert_error(
         &app.graphql(COMMIT, json!({ "id": reservation })).await,
-        "BAD_USER_INPUT",
+        "RESERVATION_NOT_ACTIVE",
     );
     assert_eq!(
         availability(&app, &id).await,
@@ -191,7 +191,7 @@ async fn a_racing_commit_and_release_resolve_a_reservation_exactly_once(app: Tes
         } else {
             &release
         };
-        assert_error(loser, "BAD_USER_INPUT");
+        assert_error(loser, "RESERVATION_NOT_ACTIVE");
     }
     let product = availability(&app, &id).await;
     assert_eq!(product["reserved"], 0);

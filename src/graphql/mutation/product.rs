@@ -3,7 +3,6 @@
 use async_graphql::{Context, ID, Object, Result};
 
 use crate::graphql::context::ContextExt;
-use crate::graphql::guard::Requires;
 use crate::graphql::types::{CreateProductInput, Product, UpdateProductInput, parse_id};
 
 /// Changing the catalogue.
@@ -14,7 +13,6 @@ pub struct ProductMutation;
 impl ProductMutation {
     /// Creates a product. Its initial stock is recorded as its first movement.
     /// Errors: `BAD_USER_INPUT`, `SKU_CONFLICT`, `STOCK_LIMIT_EXCEEDED`.
-    #[graphql(guard = "Requires(\"createProduct\")")]
     async fn create_product(
         &self,
         ctx: &Context<'_>,
@@ -27,7 +25,6 @@ impl ProductMutation {
 
     /// Changes a product's name, SKU or reorder level.
     /// Errors: `BAD_USER_INPUT`, `NOT_FOUND`, `SKU_CONFLICT`, `VERSION_CONFLICT`.
-    #[graphql(guard = "Requires(\"updateProduct\")")]
     async fn update_product(
         &self,
         ctx: &Context<'_>,
@@ -51,7 +48,6 @@ impl ProductMutation {
 
     /// Soft-deletes a product: it reads as null and its SKU is free again; its ledger stays.
     /// Errors: `BAD_USER_INPUT`, `NOT_FOUND`, `VERSION_CONFLICT`.
-    #[graphql(guard = "Requires(\"deleteProduct\")")]
     async fn delete_product(
         &self,
         ctx: &Context<'_>,
@@ -72,7 +68,6 @@ impl ProductMutation {
 
     /// Brings back a soft-deleted product (a live product is returned unchanged).
     /// Errors: `BAD_USER_INPUT`, `NOT_FOUND`, `SKU_CONFLICT` when its SKU was taken meanwhile.
-    #[graphql(guard = "Requires(\"restoreProduct\")")]
     async fn restore_product(&self, ctx: &Context<'_>, id: ID) -> Result<Product> {
         let id = parse_id(&id)?;
         Ok(Product(ctx.services()?.products.restore(id).await?))

@@ -4,7 +4,6 @@ use async_graphql::{Context, ID, Object, Result};
 
 use crate::domain::{IdempotencyKey, Quantity, Reference, ReservationTtl};
 use crate::graphql::context::ContextExt;
-use crate::graphql::guard::Requires;
 use crate::graphql::types::{Reservation, parse_id};
 use crate::service::{ReserveRequest, Resolution};
 
@@ -17,7 +16,6 @@ impl ReservationMutation {
     /// Holds units of a product for a checkout. Only available units (stock less what is
     /// reserved) can be held; held units cannot be taken by `reduceStock` or other reservations.
     /// Errors: `BAD_USER_INPUT`, `NOT_FOUND`, `INSUFFICIENT_STOCK`, `IDEMPOTENCY_KEY_REUSED`.
-    #[graphql(guard = "Requires(\"reserveStock\")")]
     async fn reserve_stock(
         &self,
         ctx: &Context<'_>,
@@ -47,7 +45,6 @@ impl ReservationMutation {
 
     /// Takes the held units from stock (recording a `RESERVATION_COMMIT` movement). A
     /// reservation resolves once: committing one that is not `ACTIVE` is `BAD_USER_INPUT`.
-    #[graphql(guard = "Requires(\"commitReservation\")")]
     async fn commit_reservation(
         &self,
         ctx: &Context<'_>,
@@ -61,7 +58,6 @@ impl ReservationMutation {
 
     /// Gives the held units back. Releasing a reservation that is not `ACTIVE` is
     /// `BAD_USER_INPUT`.
-    #[graphql(guard = "Requires(\"releaseReservation\")")]
     async fn release_reservation(
         &self,
         ctx: &Context<'_>,

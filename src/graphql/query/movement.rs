@@ -3,7 +3,6 @@
 use async_graphql::{Context, ID, Object, Result};
 
 use crate::graphql::context::ContextExt;
-use crate::graphql::guard::Requires;
 use crate::graphql::types::{
     Cursor, MovementCursor, PageRequest, StockMovement, StockMovementConnection, StockMovementEdge,
     finish_page, page_cost, parse_id,
@@ -17,10 +16,7 @@ pub struct MovementQuery;
 impl MovementQuery {
     /// The audit trail of stock movements, newest first: of one product (in exact commit order)
     /// or of all products.
-    #[graphql(
-        guard = "Requires(\"stockMovements\")",
-        complexity = "page_cost(first, child_complexity)"
-    )]
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn stock_movements(
         &self,
         ctx: &Context<'_>,

@@ -3,7 +3,6 @@
 use async_graphql::{Context, ID, Object, Result};
 
 use crate::graphql::context::ContextExt;
-use crate::graphql::guard::Requires;
 use crate::graphql::types::{
     Cursor, PageRequest, Product, ProductConnection, ProductCursor, ProductEdge, ProductStatus,
     StockStatus, finish_page, page_cost, parse_id,
@@ -17,14 +16,12 @@ pub struct ProductQuery;
 #[Object]
 impl ProductQuery {
     /// A product by id; null when it does not exist or is deleted.
-    #[graphql(guard = "Requires(\"product\")")]
     async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Product>> {
         let id = parse_id(&id)?;
         Ok(ctx.services()?.products.find(id).await?.map(Product))
     }
 
     /// The live product with this SKU, in any letter case; null when there is none.
-    #[graphql(guard = "Requires(\"productBySku\")")]
     async fn product_by_sku(&self, ctx: &Context<'_>, sku: String) -> Result<Option<Product>> {
         Ok(ctx
             .services()?
@@ -35,10 +32,7 @@ impl ProductQuery {
     }
 
     /// Products in creation order, a page at a time.
-    #[graphql(
-        guard = "Requires(\"products\")",
-        complexity = "page_cost(first, child_complexity)"
-    )]
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn products(
         &self,
         ctx: &Context<'_>,
@@ -80,7 +74,6 @@ impl ProductQuery {
     }
 
     /// A product's stock at a glance; null when it does not exist or is deleted.
-    #[graphql(guard = "Requires(\"productStatus\")")]
     async fn product_status(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ProductStatus>> {
         let id = parse_id(&id)?;
         match ctx.services()?.products.find(id).await? {

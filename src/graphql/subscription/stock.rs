@@ -2,15 +2,19 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_graphql::{Context, ID, Result, Subscription};
 use futures::{Stream, StreamExt, future};
+use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
+use crate::auth::Caller;
+use crate::error::Error;
 use crate::events::StockEvent;
 use crate::graphql::context::ContextExt;
-use crate::graphql::guard::Requires;
 use crate::graphql::types::{LowStockEvent, StockMovement, parse_id};
+use crate::graphql::ws::SubscriptionSlots;
 
 /// Live stock events.
 #[derive(Default)]
@@ -22,7 +26,6 @@ impl StockSubscription {
     /// or a new reorder level), in commit order per product. If this subscription falls too far
     /// behind, or the server's event source is interrupted, it ends with an error whose
     /// `extensions.resubscribe` is true.
-    #[graphql(guard = "Requires(\"lowStock\")")]
     async fn low_stock(
         &self,
         ctx: &Context<'_>,
@@ -40,7 +43,6 @@ impl StockSubscription {
 
     /// Every committed stock movement, in commit order per product. Ends with an error like
     /// `lowStock` does when events could be missed.
-    #[graphql(guard = "Requires(\"stockChanged\")")]
     async fn stock_changed(
         &self,
         ctx: &Context<'_>,
@@ -68,19 +70,72 @@ fn parse_ids(ids: Option<Vec<ID>>) -> Result<Option<HashSet<Uuid>>> {
 }
 
 /// The bus's events for the wanted products; a lost subscription becomes its last item, an
-/// error (mapped to a code by `ContractErrorCodes`).
+/// error (mapped to a code by `ContractErrorCodes`). Over a WebSocket the subscription takes one
+/// of the connection's slots while it runs, and ends when the caller's token expires.
 fn events(
     ctx: &Context<'_>,
     wanted: Option<HashSet<Uuid>>,
 ) -> Result<impl Stream<Item = Result<Arc<StockEvent>>> + use<>> {
-    let stream = ctx.services()?.events().subscribe();
-    Ok(stream.filter_map(move |event| {
-        future::ready(match event {
-            Ok(event) => wanted
-                .as_ref()
-                .is_none_or(|ids| ids.contains(&event.product.id))
-                .then_some(Ok(event)),
-            Err(lost) => Some(Err(lost.into())),
-        })
-    }))
+    let slot = match ctx.data_opt::<SubscriptionSlots>() {
+        Some(slots) => Some(slots.take()?),
+        None => None,
+    };
+    let expires_at = ctx.data_opt::<Caller>().and_then(Caller::expires_at);
+    let stream = ctx
+        .services()?
+        .events()
+        .subscribe()
+        .filter_map(move |event| {
+            future::ready(match event {
+                Ok(event) => wanted
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(&event.product.id))
+                    .then_some(Ok(event)),
+                Err(lost) => Some(Err(lost.into())),
+            })
+        });
+    Ok(until_expiry(stream, expires_at, slot))
+}
+
+/// `stream`, ended with an `UNAUTHENTICATED` error when `expires_at` passes; holds `slot` for
+/// as long as it runs.
+fn until_expiry<T, S>(
+    stream: S,
+    expires_at: Option<SystemTime>,
+    slot: Option<OwnedSemaphorePermit>,
+) -> impl Stream<Item = Result<T>> + use<T, S>
+where
+    T: Send + 'static,
+    S: Stream<Item = Result<T>> + Send + 'static,
+{
+    let expiry = expires_at.map(|at| {
+        let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+        Box::pin(tokio::time::sleep(wait))
+    });
+    futures::stream::unfold(
+        (Box::pin(stream), expiry, slot, false),
+        |(mut stream, mut expiry, slot, ended)| async move {
+            if ended {
+                return None;
+            }
+            // `None`: the token expired before the next event.
+            let next = match expiry.as_mut() {
+                Some(timer) => tokio::select! {
+                    item = stream.next() => Some(item),
+                    () = timer.as_mut() => None,
+                },
+                None => Some(stream.next().await),
+            };
+            match next {
+                Some(item) => item.map(|item| (item, (stream, expiry, slot, false))),
+                None => {
+                    let expired = Error::Unauthenticated(
+                        "the token of this subscription expired; reconnect with a fresh token"
+                            .into(),
+                    );
+                    Some((Err(expired.into()), (stream, expiry, slot, true)))
+                }
+            }
+        },
+    )
 }

@@ -161,7 +161,8 @@ impl StockMovementConnection {
         &self.page_info
     }
 
-    /// How many movements the listing holds in all pages (counted only when asked for).
+    /// How many movements the listing holds in all pages (counted only when asked for; a
+    /// count scans the whole listing, so an operation may ask for only a few).
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
         Ok(ctx
             .services()?

@@ -13,12 +13,13 @@ pub const DEFAULT_PAGE_SIZE: u64 = 20;
 /// The largest page a client can ask for; larger `first` values are capped to it.
 pub const MAX_PAGE_SIZE: u64 = 100;
 
-/// The complexity of a page: its selection costs as many times as the page can hold items.
+/// The complexity of a page: its selection costs as many times as the page can hold items, and
+/// at least once (an empty page still runs its query and its `totalCount`).
 pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
     let size = first.map_or(DEFAULT_PAGE_SIZE, |first| {
         u64::try_from(first).unwrap_or(0).min(MAX_PAGE_SIZE)
     });
-    1 + usize::try_from(size).unwrap_or(usize::MAX) * child_complexity
+    1 + usize::try_from(size.max(1)).unwrap_or(usize::MAX) * child_complexity
 }
 
 /// `first` and `after`, validated.

@@ -219,7 +219,8 @@ impl ProductConnection {
         &self.page_info
     }
 
-    /// How many products match the filter in all pages (counted only when asked for).
+    /// How many products match the filter in all pages (counted only when asked for; a
+    /// count scans the whole listing, so an operation may ask for only a few).
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
         Ok(ctx.services()?.products.count(&self.filter).await?)
     }
