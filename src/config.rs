@@ -203,7 +203,7 @@ pub struct Config {
     #[arg(long, env = "STOCKROOM_RESERVATION_SWEEP_INTERVAL", default_value = "5s", value_parser = positive_duration, global = true)]
     pub reservation_sweep_interval: Duration,
 
-    /// How long idempotency keys are kept (at least 24 hours is the contract's promise).
+    /// How long idempotency keys are kept (at least 24 hours, as documented).
     #[arg(long, env = "STOCKROOM_IDEMPOTENCY_RETENTION", default_value = "24h", value_parser = positive_duration, global = true)]
     pub idempotency_retention: Duration,
 

@@ -14,7 +14,7 @@ pub mod deadline;
 pub mod domain;
 /// SeaORM entities: the rows as stored.
 pub mod entity;
-/// The domain error type and its contract codes.
+/// The domain error type and its documented error codes.
 pub mod error;
 /// The event bus: publish after commit, subscribe as a stream.
 pub mod events;
@@ -28,7 +28,7 @@ pub mod maintenance;
 pub mod metrics;
 /// HTTP middleware: request deadlines, loopback-only hosts in open mode, layer error bodies.
 pub mod middleware;
-/// The seed's REST facade over the same services.
+/// The REST facade over the same services.
 pub mod rest;
 /// Business rules and transactions.
 pub mod service;

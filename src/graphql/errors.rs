@@ -1,5 +1,6 @@
 //! How domain errors become GraphQL errors: every error a client sees carries one of the
-//! contract's `extensions.code` values, and internal details never leave the server.
+//! API's documented `extensions.code` values (README, Errors), and internal details never
+//! leave the server.
 //!
 //! Resolvers return domain [`Error`]s with `?`; async-graphql keeps the original error as the
 //! `source` of the GraphQL error, and [`ContractErrorCodes`] reads it back to set the code.

@@ -1,4 +1,4 @@
-//! REST errors: the contract's body `{ "error": true, "message", "code" }` with a status code
+//! REST errors: the documented body `{ "error": true, "message", "code" }` with a status code
 //! for every domain error, and for every way a request can be malformed.
 
 use axum::Json;
@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 
-/// An error answered in the contract's REST shape.
+/// An error answered in the documented REST error body.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,

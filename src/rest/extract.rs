@@ -1,4 +1,4 @@
-//! Extractors whose failures answer in the contract's error body, never axum's plain text.
+//! Extractors whose failures answer in the documented REST error body, never axum's plain text.
 
 use axum::extract::{FromRef, FromRequest, FromRequestParts};
 use axum::http::request::Parts;
@@ -10,7 +10,7 @@ use crate::auth::{Authenticator, Caller};
 use crate::domain::IdempotencyKey;
 
 /// A JSON body; any rejection (wrong content type, bad JSON, wrong field types) becomes a
-/// `400 BAD_USER_INPUT` in the contract's shape.
+/// `400 BAD_USER_INPUT` in the documented REST error body.
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct JsonBody<T>(pub T);

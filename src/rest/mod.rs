@@ -1,5 +1,5 @@
-//! The seed's REST facade: five endpoints over the same services as GraphQL, with the
-//! contract's JSON bodies and status codes.
+//! The REST facade: five endpoints over the same services as GraphQL, with the documented JSON
+//! bodies and status codes.
 
 mod error;
 mod extract;

@@ -76,7 +76,7 @@ pub struct StockChangeBodyRequest {
     reason: Option<String>,
 }
 
-/// The seed's answer to a stock change.
+/// The REST reply to a stock change.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StockChangeBody {

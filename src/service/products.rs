@@ -68,7 +68,7 @@ pub enum StockStatus {
 }
 
 impl StockStatus {
-    /// The contract's name for the status, as GraphQL and REST show it.
+    /// The documented name for the status, as GraphQL and REST show it.
     pub fn as_str(self) -> &'static str {
         match self {
             StockStatus::InStock => "IN_STOCK",

@@ -1,4 +1,4 @@
-//! Random input at the mutations: whatever comes in, the answer is a contract error code (never
+//! Random input at the mutations: whatever comes in, the answer is a documented error code (never
 //! `INTERNAL`), the server never panics, and stock always equals the sum of the ledger.
 
 use proptest::prelude::*;
@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, spawn_app};
 
-/// The codes the contract allows for these mutations' refusals.
+/// The documented codes for these mutations' refusals.
 const CONTRACT_CODES: [&str; 5] = [
     "BAD_USER_INPUT",
     "NOT_FOUND",

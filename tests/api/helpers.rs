@@ -150,17 +150,23 @@ pub fn token(role: Role, subject: &str) -> String {
     .expect("a token")
 }
 
-/// Starts a server on a fresh database of `backend` with extra command line arguments.
-pub async fn spawn_app_with(backend: Backend, args: &[&str]) -> TestApp {
-    LazyLock::force(&TRACING);
-    let (database_url, sqlite_folder) = match backend {
+/// A fresh database of `backend`: its URL, and for SQLite the folder that holds the file (the
+/// file goes when the folder is dropped).
+pub async fn fresh_database(backend: Backend) -> (String, Option<TempDir>) {
+    match backend {
         Backend::Sqlite => {
             let folder = tempfile::tempdir().expect("a temporary folder");
             let url = format!("sqlite://{}", folder.path().join("stockroom.db").display());
             (url, Some(folder))
         }
         Backend::Postgres => (create_postgres_database().await, None),
-    };
+    }
+}
+
+/// Starts a server on a fresh database of `backend` with extra command line arguments.
+pub async fn spawn_app_with(backend: Backend, args: &[&str]) -> TestApp {
+    LazyLock::force(&TRACING);
+    let (database_url, sqlite_folder) = fresh_database(backend).await;
     let mut app = start_server(&database_url, args).await;
     app._sqlite_folder = sqlite_folder;
     app.extra_args = args.iter().map(|arg| (*arg).to_owned()).collect();
@@ -207,6 +213,68 @@ async fn start_server(database_url: &str, args: &[&str]) -> TestApp {
         extra_args: Vec::new(),
         _sqlite_folder: None,
     }
+}
+
+/// A server running as its own process, as in production (killed when dropped).
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+}
+
+/// Starts the `stockroom` binary on `database_url` (in open mode, on a free port) with extra
+/// arguments, and waits until it listens.
+pub async fn start_process(database_url: &str, args: &[&str]) -> ServerProcess {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stockroom"))
+        .args([
+            "serve",
+            "--database-url",
+            database_url,
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("STOCKROOM_JWT_SECRET")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the server starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Ok(entry) = serde_json::from_str::<Value>(&line)
+                && let Some(address) = entry["address"].as_str()
+            {
+                return format!("http://{address}");
+            }
+        }
+        panic!("the server exited before listening");
+    })
+    .await
+    .expect("the server listens");
+    // Keep draining its log so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    ServerProcess { child, address }
+}
+
+/// Runs `stockroom verify` on `database_url`: its exit code and everything it printed.
+pub async fn run_verify(database_url: &str) -> (i32, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_stockroom"))
+        .args(["verify", "--database-url", database_url])
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .expect("stockroom verify runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
 }
 
 fn postgres_server_url() -> String {

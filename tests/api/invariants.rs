@@ -2,7 +2,6 @@
 //! after the server is killed mid-load, every unit is accounted for.
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,11 +9,12 @@ use futures::future::join_all;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::sync::Mutex;
 
-use crate::helpers::{TestApp, assert_no_errors, create_postgres_database, id_of, test_seed};
+use crate::helpers::{
+    TestApp, assert_no_errors, create_postgres_database, id_of, start_process, test_seed,
+};
 use crate::stock::assert_chained;
 
 const RESERVE: &str = "mutation($id: ID!, $quantity: Int!) {
@@ -111,53 +111,11 @@ async fn thousands_of_random_concurrent_operations_keep_every_invariant(app: Tes
     assert_every_invariant(&app, &products, seed).await;
 }
 
-/// A server running as its own process, as in production.
-struct ServerProcess {
-    child: Child,
-    address: String,
-}
-
-async fn start_process(database_url: &str) -> ServerProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stockroom"))
-        .args([
-            "serve",
-            "--database-url",
-            database_url,
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .env_remove("DATABASE_URL")
-        .env_remove("STOCKROOM_JWT_SECRET")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the server starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let address = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Ok(entry) = serde_json::from_str::<Value>(&line)
-                && let Some(address) = entry["address"].as_str()
-            {
-                return format!("http://{address}");
-            }
-        }
-        panic!("the server exited before listening");
-    })
-    .await
-    .expect("the server listens");
-    // Keep draining its log so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    ServerProcess { child, address }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_kill_mid_load_and_a_restart_verify_finds_every_acknowledged_change() {
     let seed = test_seed();
     let database_url = create_postgres_database().await;
-    let server = start_process(&database_url).await;
+    let server = start_process(&database_url, &[]).await;
     let client = reqwest::Client::new();
     let app = TestApp::client_for(&server.address, &database_url);
     let mut products = Vec::new();
@@ -220,7 +178,7 @@ async fn after_a_kill_mid_load_and_a_restart_verify_finds_every_acknowledged_cha
     );
 
     // Restart on the same database, then check the books.
-    let restarted = start_process(&database_url).await;
+    let restarted = start_process(&database_url, &[]).await;
     let verify = Command::new(env!("CARGO_BIN_EXE_stockroom"))
         .args(["verify", "--database-url", &database_url])
         .env_remove("DATABASE_URL")

@@ -5,6 +5,8 @@
 mod helpers;
 
 mod concurrency;
+mod deadlines;
+mod flash_sale;
 mod fuzz;
 mod health;
 mod idempotency;

@@ -1,4 +1,4 @@
-//! The seed's REST facade: same services, the contract's bodies and status codes.
+//! The REST facade: same services, the documented bodies and status codes.
 
 use futures::future::join_all;
 use reqwest::Method;

@@ -8,8 +8,8 @@ use crate::service;
 /// The result of a successful stock change.
 pub struct StockChange(pub service::StockChange);
 
-/// The result of a successful stock change: the seed's `{ success, productId, newStock }` plus
-/// the product and the movement the change recorded.
+/// The result of a successful stock change: the REST reply's `{ success, productId, newStock }`
+/// plus the product and the movement the change recorded.
 #[Object]
 impl StockChange {
     /// Always true: a failed change is an error, not a `StockChange`.

@@ -1,0 +1,168 @@
+//! Requests stuck behind a row lock: a request that runs out of time is answered `TIMEOUT` and
+//! changes nothing (also when it was queued for a batch), and writers waiting on a lock never
+//! take the connections that reads and the readiness probe need.
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use crate::helpers::{TestApp, assert_no_errors, id_of};
+
+on_both_backends!(with_args ["--request-timeout", "1s"] =>
+    reductions_that_time_out_behind_a_held_row_lock_change_nothing);
+on_both_backends!(readiness_and_reads_answer_while_fifty_writers_queue_behind_a_held_row_lock);
+
+/// A transaction on its own connection that holds `product_id`'s row lock (PostgreSQL
+/// `SELECT ... FOR UPDATE`; SQLite has no row locks, so the database's write lock) until the
+/// returned sender is used or dropped.
+async fn hold_row_lock(database_url: &str, product_id: &str) -> oneshot::Sender<()> {
+    let mut options = ConnectOptions::new(database_url.to_owned());
+    options.max_connections(1).sqlx_logging(false);
+    let connection: DatabaseConnection = sea_orm::Database::connect(options).await.unwrap();
+    if database_url.starts_with("sqlite") {
+        connection
+            .execute_unprepared("BEGIN IMMEDIATE")
+            .await
+            .unwrap();
+    } else {
+        connection.execute_unprepared("BEGIN").await.unwrap();
+        connection
+            .execute_unprepared(&format!(
+                "SELECT id FROM products WHERE id = '{product_id}' FOR UPDATE"
+            ))
+            .await
+            .unwrap();
+    }
+    let (release, released) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = released.await;
+        connection.execute_unprepared("COMMIT").await.unwrap();
+        connection.close().await.ok();
+    });
+    release
+}
+
+async fn reduce_over_rest(app: &TestApp, id: &str, key: Option<&str>) -> (u16, Value) {
+    let mut request = app
+        .client
+        .put(format!("{}/products/{id}/reduce", app.address))
+        .json(&json!({ "quantity": 1 }));
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await.unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn reduce_over_graphql(app: &TestApp, id: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({
+            "query": "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
+            "variables": { "id": id },
+        }))
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn reductions_that_time_out_behind_a_held_row_lock_change_nothing(app: TestApp) {
+    let id = id_of(&app.create_product("Locked", "LOCK-1", 100, 0).await);
+    let release = hold_row_lock(&app.database_url, &id).await;
+
+    // Unkeyed reductions queue for the product's batch; keyed ones take the single path.
+    let started = Instant::now();
+    let rest = (0..30).map(|_| reduce_over_rest(&app, &id, None));
+    let graphql = (0..10).map(|_| reduce_over_graphql(&app, &id));
+    let keys: Vec<String> = (0..10).map(|index| format!("timeout-{index}")).collect();
+    let keyed = keys
+        .iter()
+        .map(|key| reduce_over_rest(&app, &id, Some(key)));
+    let (rest, graphql, keyed) = tokio::join!(join_all(rest), join_all(graphql), join_all(keyed));
+    let waited = started.elapsed();
+
+    for (status, body) in rest.iter().chain(&keyed) {
+        assert_eq!(*status, 408, "{body}");
+        assert_eq!(body["code"], "TIMEOUT", "{body}");
+    }
+    for (status, body) in &graphql {
+        assert_eq!(*status, 408, "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "TIMEOUT", "{body}");
+    }
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+
+    // The lock goes; the queued batch now runs, and must apply none of the abandoned requests.
+    release.send(()).unwrap();
+    // The abandoned transactions may still be rolling back; a timed-out try changes nothing.
+    let mut answer = reduce_over_rest(&app, &id, None).await;
+    for _ in 0..10 {
+        if answer.0 != 408 {
+            break;
+        }
+        answer = reduce_over_rest(&app, &id, None).await;
+    }
+    let (status, body) = answer;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["newStock"], 99, "only this reduction was applied");
+    let product = app.product(&id).await;
+    assert_eq!(product["stock"], 99);
+    assert_eq!(product["version"], 2);
+    assert_eq!(app.movements(&id).await.len(), 2);
+
+    // A keyed retry after the timeout runs for real: the key was never used.
+    let (status, body) = reduce_over_rest(&app, &id, Some(&keys[0])).await;
+    assert_eq!((status, &body["newStock"]), (200, &json!(98)), "{body}");
+}
+
+async fn readiness_and_reads_answer_while_fifty_writers_queue_behind_a_held_row_lock(app: TestApp) {
+    let id = id_of(&app.create_product("Hot row", "HOT-ROW-1", 100, 0).await);
+    let release = hold_row_lock(&app.database_url, &id).await;
+    // Keyed reductions each hold a transaction while they wait for the lock.
+    let writers: Vec<_> = (0..50)
+        .map(|index| {
+            let app = app.with_token(None);
+            let id = id.clone();
+            tokio::spawn(async move {
+                reduce_over_rest(&app, &id, Some(&format!("queued-{index}"))).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    for _ in 0..3 {
+        let started = Instant::now();
+        let ready = app
+            .client
+            .get(format!("{}/ready", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 200);
+        let product = app.product(&id).await;
+        assert_eq!(product["stock"], 100);
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "/ready and product(id) took {took:?}"
+        );
+    }
+
+    release.send(()).unwrap();
+    for writer in writers {
+        let (status, body) = writer.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_no_errors(&app.graphql("{ products { totalCount } }", json!({})).await);
+    assert_eq!(app.product(&id).await["stock"], 50);
+}
