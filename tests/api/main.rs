@@ -22,3 +22,4 @@ mod security;
 mod stock;
 mod subscriptions;
 mod ws;
+mod ws_limits;

@@ -26,7 +26,14 @@ on_both_backends!(secured:
     websocket_connections_without_a_valid_token_are_closed_before_any_subscription,
 );
 
+on_both_backends!(secured:
+    tokens_may_carry_a_list_of_audiences_but_no_control_characters_in_their_subject,
+);
+
 on_both_backends!(
+    a_graphql_post_that_is_not_declared_json_runs_nothing,
+    open_mode_answers_only_requests_addressed_to_a_loopback_name,
+    an_operation_may_ask_for_at_most_five_total_counts_and_an_empty_page_still_costs_a_page,
     a_query_nested_fifty_levels_deep_is_refused_also_inside_fragments,
     a_thousand_aliased_mutations_are_refused_before_any_runs,
     batches_are_capped,
@@ -80,7 +87,7 @@ async fn every_mutation_allows_exactly_the_roles_the_contract_names_and_refusals
     app: TestApp,
 ) {
     let admin = as_caller(&app, Who::As(Role::Admin));
-    let mutations: [(&str, Role, &str); 6] = [
+    let mutations: [(&str, Role, &str); 9] = [
         (
             "createProduct",
             Role::Manager,
@@ -111,7 +118,29 @@ async fn every_mutation_allows_exactly_the_roles_the_contract_names_and_refusals
             Role::Admin,
             "mutation($id: ID!) { restoreProduct(id: $id) { id } }",
         ),
+        (
+            "reserveStock",
+            Role::Manager,
+            "mutation($id: ID!) { reserveStock(productId: $id, quantity: 3) { id } }",
+        ),
+        (
+            "commitReservation",
+            Role::Manager,
+            "mutation($reservation: ID!) { commitReservation(id: $reservation) { id } }",
+        ),
+        (
+            "releaseReservation",
+            Role::Manager,
+            "mutation($reservation: ID!) { releaseReservation(id: $reservation) { id } }",
+        ),
     ];
+    // The matrix covers every mutation of the schema: a new one must be added here.
+    for field in root_fields_of(&stockroom::graphql::sdl(), "Mutation") {
+        assert!(
+            mutations.iter().any(|(name, ..)| *name == field),
+            "the role matrix misses the mutation {field}"
+        );
+    }
     for (index, (name, required, document)) in mutations.iter().enumerate() {
         for (caller, who) in CALLERS.iter().enumerate() {
             let product = id_of(
@@ -119,6 +148,14 @@ async fn every_mutation_allows_exactly_the_roles_the_contract_names_and_refusals
                     .create_product("Matrix", &format!("M-{index}-{caller}"), 50, 0)
                     .await,
             );
+            let reservation = admin
+                .graphql(
+                    "mutation($id: ID!) { reserveStock(productId: $id, quantity: 2) { id } }",
+                    json!({ "id": product }),
+                )
+                .await;
+            assert_no_errors(&reservation);
+            let reservation = reservation["data"]["reserveStock"]["id"].clone();
             if *name == "restoreProduct" {
                 let deleted = admin
                     .graphql(
@@ -130,7 +167,11 @@ async fn every_mutation_allows_exactly_the_roles_the_contract_names_and_refusals
             }
             let before = snapshot(&admin, &product).await;
 
-            let variables = json!({ "id": product, "sku": format!("NEW-{index}-{caller}") });
+            let variables = json!({
+                "id": product,
+                "sku": format!("NEW-{index}-{caller}"),
+                "reservation": reservation,
+            });
             let response = as_caller(&app, *who).graphql(document, variables).await;
 
             match expected_refusal(*who, *required) {
@@ -229,6 +270,33 @@ async fn queries_need_a_token_and_any_role_reads(app: TestApp) {
         .graphql(query, json!({}))
         .await;
     assert_no_errors(&viewer);
+}
+
+/// The field names of `type <name>` in an SDL text (fields sit one tab in; descriptions are
+/// skipped).
+fn root_fields_of(sdl: &str, name: &str) -> Vec<String> {
+    let body = sdl
+        .split(&format!("\ntype {name} {{\n"))
+        .nth(1)
+        .and_then(|rest| rest.split("\n}").next())
+        .expect("the type is in the schema");
+    let mut in_description = false;
+    let mut fields = Vec::new();
+    for line in body.lines() {
+        if line.trim() == "\"\"\"" {
+            in_description = !in_description;
+            continue;
+        }
+        if in_description || !line.starts_with('\t') || line.starts_with("\t\t") {
+            continue;
+        }
+        let field = line.trim().split(['(', ':']).next().unwrap_or_default();
+        if field.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            fields.push(field.to_owned());
+        }
+    }
+    assert!(!fields.is_empty(), "no fields found in type {name}");
+    fields
 }
 
 fn now() -> u64 {
@@ -560,4 +628,199 @@ async fn open_mode_refuses_to_listen_beyond_loopback() {
         refused.to_string().contains("STOCKROOM_JWT_SECRET"),
         "{refused}"
     );
+}
+
+async fn a_graphql_post_that_is_not_declared_json_runs_nothing(app: TestApp) {
+    let id = id_of(&app.create_product("Cross-site", "CSRF-1", 10, 0).await);
+    let body = json!({
+        "query": "mutation($id: ID!) { reduceStock(id: $id, quantity: 5) { newStock } }",
+        "variables": { "id": id },
+    })
+    .to_string();
+    // What a web page on another site can send without a CORS preflight, and worse.
+    for content_type in [
+        Some("text/plain"),
+        Some("text/plain;charset=UTF-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/graphql-response+json"),
+        None,
+    ] {
+        let mut request = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .body(body.clone());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 415, "{content_type:?}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(
+            answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{answer}"
+        );
+    }
+    assert_eq!(app.product(&id).await["stock"], 10, "nothing ran");
+
+    let declared = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(declared.status(), 200);
+    assert_eq!(app.product(&id).await["stock"], 5);
+}
+
+async fn open_mode_answers_only_requests_addressed_to_a_loopback_name(app: TestApp) {
+    let port = app.address.rsplit(':').next().unwrap().to_owned();
+    let send = |host: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(format!("{}/graphql", app.address))
+                .header("host", host)
+                .json(&json!({ "query": "{ products { totalCount } }" }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // A page on `evil.example` that rebinds its name to 127.0.0.1 still sends its own name.
+    for host in ["evil.example", &format!("evil.example:{port}"), "10.0.0.7"] {
+        let refused = send(host.to_owned()).await;
+        assert_eq!(refused.status(), 403, "{host}");
+        let answer: Value = refused.json().await.unwrap();
+        assert_eq!(answer["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    }
+    let rest = app
+        .client
+        .get(format!("{}/health", app.address))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), 403);
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        assert_eq!(send(host.clone()).await.status(), 200, "{host}");
+    }
+}
+
+async fn tokens_may_carry_a_list_of_audiences_but_no_control_characters_in_their_subject(
+    app: TestApp,
+) {
+    let claims = |sub: &str, aud: Value| json!({ "sub": sub, "role": "manager", "exp": now() + 600, "iss": "stockroom-tests", "aud": aud });
+    let secret = crate::helpers::TEST_SECRET;
+    let listed = app.with_token(Some(signed(
+        claims("carol", json!(["another-service", "stockroom"])),
+        secret,
+    )));
+    assert_no_errors(
+        &listed
+            .graphql("{ products { totalCount } }", json!({}))
+            .await,
+    );
+    let not_listed = app.with_token(Some(signed(
+        claims("carol", json!(["another-service"])),
+        secret,
+    )));
+    assert_error(
+        &not_listed
+            .graphql("{ products { totalCount } }", json!({}))
+            .await,
+        "UNAUTHENTICATED",
+    );
+    for subject in ["nul\u{0}byte", "line\nbreak", "bell\u{7}"] {
+        let caller = app.with_token(Some(signed(claims(subject, json!("stockroom")), secret)));
+        let response = caller
+            .try_create_product(json!({ "name": "Control", "sku": "CTRL-1" }))
+            .await;
+        assert_error(&response, "UNAUTHENTICATED");
+        let rest = caller
+            .rest(
+                Method::POST,
+                "/products",
+                Some(json!({ "name": "C", "sku": "CTRL-2" })),
+            )
+            .await;
+        assert_rest_error(&rest, 401, "UNAUTHENTICATED");
+    }
+}
+
+async fn an_operation_may_ask_for_at_most_five_total_counts_and_an_empty_page_still_costs_a_page(
+    app: TestApp,
+) {
+    let counts = |how_many: usize| {
+        let fields: Vec<String> = (0..how_many)
+            .map(|index| format!("c{index}: products(first: 0) {{ totalCount }}"))
+            .collect();
+        format!("{{ {} }}", fields.join(" "))
+    };
+    assert_no_errors(&app.graphql(&counts(5), json!({})).await);
+    let six = app.graphql(&counts(6), json!({})).await;
+    assert_error(&six, "BAD_USER_INPUT");
+    assert!(
+        six["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("totalCount"),
+        "{six}"
+    );
+    // Through a fragment spread twice, counts still add up.
+    let spread = app
+        .graphql(
+            "{ a: products { ...C } b: products { ...C } c: products { ...D } }
+             fragment C on ProductConnection { totalCount }
+             fragment D on ProductConnection { ...C ...C ...C ...C }",
+            json!({}),
+        )
+        .await;
+    assert_error(&spread, "BAD_USER_INPUT");
+
+    // `first: 0` still runs the page's query: it is priced like a page of one, so an empty
+    // page of a huge selection is refused as the same page with one item would be.
+    let huge = format!("nodes {{ {} }}", "id ".repeat(6000));
+    for first in [0, 1] {
+        let response = app
+            .graphql(
+                &format!("{{ products(first: {first}) {{ {huge} }} }}"),
+                json!({}),
+            )
+            .await;
+        assert_error(&response, "BAD_USER_INPUT");
+        assert!(
+            response["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("too complex"),
+            "{response}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_secret_shorter_than_32_bytes_is_refused_at_start() {
+    let cli = Cli::try_parse_from([
+        "stockroom",
+        "--database-url",
+        "sqlite::memory:",
+        "--listen",
+        "127.0.0.1:0",
+        "--jwt-secret",
+        "only-31-bytes-long-secret-value",
+    ])
+    .unwrap();
+    let error = Application::build(&cli.config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(error, StartupError::WeakSecret), "{error}");
+    assert!(error.to_string().contains("at least 32 bytes"), "{error}");
 }

@@ -136,7 +136,9 @@ impl WsClient {
             .expect("the message is sent");
     }
 
-    async fn receive(&mut self, within: Duration) -> Option<Value> {
+    /// The next GraphQL message (pings and pongs skipped), or `None` when the connection
+    /// closes or nothing comes `within`.
+    pub async fn receive(&mut self, within: Duration) -> Option<Value> {
         loop {
             let message = tokio::time::timeout(within, self.stream.next())
                 .await
