@@ -1,15 +1,39 @@
 //! What an event says: everything a dashboard needs without a second query, small enough for
 //! a PostgreSQL `NOTIFY` (under 8,000 bytes, whatever the text fields hold).
+//!
+//! Between instances an event travels as [`EventPayload`], a versioned type of its own: the
+//! entities can gain columns without making events from other versions unreadable (fields a
+//! reader does not know are ignored; fields it misses take their defaults).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::fold_case;
+use crate::entity::stock_movement::MovementKind;
 use crate::entity::{product, stock_movement};
 
+/// The payload format this version writes.
+const PAYLOAD_FORMAT: u32 = 1;
+
+fn first_format() -> u32 {
+    1
+}
+
+/// An event as it travels between instances.
+#[derive(Serialize, Deserialize)]
+struct EventPayload {
+    /// Which shape this is (absent in payloads of the first format).
+    #[serde(default = "first_format")]
+    format: u32,
+    product: ProductSnapshot,
+    movement: Option<MovementSnapshot>,
+    was_low: Option<bool>,
+    occurred_at: DateTime<Utc>,
+}
+
 /// One committed change to a product: a stock movement, or an update of its reorder level.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StockEvent {
     /// The product right after the change.
     pub product: ProductSnapshot,
@@ -50,17 +74,93 @@ impl StockEvent {
 
     /// The event as JSON, for `NOTIFY`.
     pub fn to_payload(&self) -> String {
-        serde_json::to_string(self).expect("an event always serializes")
+        let payload = EventPayload {
+            format: PAYLOAD_FORMAT,
+            product: self.product.clone(),
+            movement: self.movement.as_ref().map(MovementSnapshot::from),
+            was_low: self.was_low,
+            occurred_at: self.occurred_at,
+        };
+        serde_json::to_string(&payload).expect("an event always serializes")
+    }
+
+    /// Reads an event sent by [`StockEvent::to_payload`] of this or another version.
+    pub fn from_payload(payload: &str) -> serde_json::Result<Self> {
+        let payload: EventPayload = serde_json::from_str(payload)?;
+        Ok(Self {
+            product: payload.product,
+            movement: payload.movement.map(MovementSnapshot::into_model),
+            was_low: payload.was_low,
+            occurred_at: payload.occurred_at,
+        })
     }
 }
 
-/// The product fields an event carries (the case-folded keys are derived, not sent).
+/// A movement as it travels between instances and as it is stored with an idempotency key.
+/// The field names are those the first format used.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovementSnapshot {
+    pub id: Uuid,
+    pub product_id: Uuid,
+    pub kind: MovementKind,
+    pub delta: i64,
+    pub stock_before: i64,
+    pub stock_after: i64,
+    pub product_version: i32,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    pub actor: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&stock_movement::Model> for MovementSnapshot {
+    fn from(movement: &stock_movement::Model) -> Self {
+        Self {
+            id: movement.id,
+            product_id: movement.product_id,
+            kind: movement.kind,
+            delta: movement.delta,
+            stock_before: movement.stock_before,
+            stock_after: movement.stock_after,
+            product_version: movement.product_version,
+            reason: movement.reason.clone(),
+            idempotency_key: movement.idempotency_key.clone(),
+            actor: movement.actor.clone(),
+            created_at: movement.created_at,
+        }
+    }
+}
+
+impl MovementSnapshot {
+    /// The movement as a model, for the GraphQL types that show movements.
+    pub fn into_model(self) -> stock_movement::Model {
+        stock_movement::Model {
+            id: self.id,
+            product_id: self.product_id,
+            kind: self.kind,
+            delta: self.delta,
+            stock_before: self.stock_before,
+            stock_after: self.stock_after,
+            product_version: self.product_version,
+            reason: self.reason,
+            idempotency_key: self.idempotency_key,
+            actor: self.actor,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// The product fields an event carries, also stored with an idempotency key (the case-folded
+/// keys are derived, not sent). The field names are those the first format used.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductSnapshot {
     pub id: Uuid,
     pub name: String,
     pub sku: String,
     pub stock: i64,
+    #[serde(default)]
     pub reserved: i64,
     pub reorder_level: i64,
     pub version: i32,
@@ -108,7 +208,6 @@ impl ProductSnapshot {
 pub(super) mod tests {
     use super::*;
     use crate::domain::{ProductName, Reason, Sku};
-    use crate::entity::stock_movement::MovementKind;
     use crate::service::Actor;
 
     pub fn sample_event(stock: i64) -> StockEvent {
@@ -163,7 +262,39 @@ pub(super) mod tests {
         let payload = event.to_payload();
 
         assert!(payload.len() < 8000, "{} bytes", payload.len());
-        assert_eq!(serde_json::from_str::<StockEvent>(&payload).unwrap(), event);
+        assert_eq!(StockEvent::from_payload(&payload).unwrap(), event);
+    }
+
+    #[test]
+    fn a_payload_of_the_first_format_written_from_the_entities_still_reads() {
+        // As an instance of the first version sent it: the entity's own fields, keys included.
+        let payload = r#"{"product":{"id":"019a0000-0000-7000-8000-000000000001","name":"Widget",
+            "sku":"W-1","stock":4,"reserved":0,"reorder_level":5,"version":3,
+            "created_at":"2026-11-22T10:00:00Z","updated_at":"2026-11-22T10:05:00Z"},
+            "movement":{"id":"019a0000-0000-7000-8000-000000000002",
+            "product_id":"019a0000-0000-7000-8000-000000000001","kind":"Reduce","delta":-1,
+            "stock_before":5,"stock_after":4,"product_version":3,"reason":null,
+            "idempotency_key":null,"actor":"alice","created_at":"2026-11-22T10:05:00Z"},
+            "was_low":false,"occurred_at":"2026-11-22T10:05:00Z"}"#;
+
+        let event = StockEvent::from_payload(payload).unwrap();
+
+        assert_eq!(event.product.stock, 4);
+        assert_eq!(event.movement.as_ref().unwrap().kind, MovementKind::Reduce);
+        assert!(event.crossed_threshold());
+    }
+
+    #[test]
+    fn fields_a_reader_does_not_know_are_ignored() {
+        let event = sample_event(3);
+        let mut payload: serde_json::Value = serde_json::from_str(&event.to_payload()).unwrap();
+        payload["format"] = 2.into();
+        payload["product"]["colour"] = "red".into();
+        payload["warehouse"] = "WH-2".into();
+
+        let read = StockEvent::from_payload(&payload.to_string()).unwrap();
+
+        assert_eq!(read, event);
     }
 
     #[test]

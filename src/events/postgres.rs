@@ -36,7 +36,7 @@ async fn forward(mut listener: PgListener, sender: broadcast::Sender<BusMessage>
         match listener.try_recv().await {
             Ok(Some(notification)) => {
                 retry_delay = Duration::from_millis(100);
-                match serde_json::from_str::<StockEvent>(notification.payload()) {
+                match StockEvent::from_payload(notification.payload()) {
                     Ok(event) => {
                         // An error only means nobody is subscribed right now.
                         let _ = sender.send(BusMessage::Event(event.into()));

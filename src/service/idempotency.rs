@@ -6,6 +6,10 @@
 //! key's primary key until the first transaction ends, then replays what it committed (or, if
 //! it rolled back, runs itself). Keys are scoped to the caller and pruned after a retention
 //! period.
+//!
+//! Outcomes are stored as their own types ([`Replayable::Stored`]), never as the entities: a
+//! column added to a table must not make the outcomes stored by an earlier version unreadable.
+//! Readers ignore fields they do not know and default the ones they miss.
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -15,12 +19,97 @@ use sea_orm::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::locked::StockChange;
 use super::now;
 use crate::database::Database;
 use crate::domain::{Actor, IdempotencyKey};
 use crate::entity::idempotency_key::{self, Column};
+use crate::entity::reservation::{self, ReservationStatus};
 use crate::error::{Error, Result};
-use crate::events::{EventBus, StockEvent};
+use crate::events::{EventBus, MovementSnapshot, ProductSnapshot, StockEvent};
+
+/// A result that can be stored with its idempotency key and replayed from there.
+pub(super) trait Replayable: Sized {
+    /// How the result is stored.
+    type Stored: Serialize + DeserializeOwned;
+    /// The result as stored.
+    fn to_stored(&self) -> Self::Stored;
+    /// The result read back.
+    fn from_stored(stored: Self::Stored) -> Self;
+}
+
+/// A stock change as stored: the product after it and its movement.
+#[derive(Serialize, Deserialize)]
+pub(super) struct StoredStockChange {
+    product: ProductSnapshot,
+    movement: MovementSnapshot,
+}
+
+impl Replayable for StockChange {
+    type Stored = StoredStockChange;
+
+    fn to_stored(&self) -> StoredStockChange {
+        StoredStockChange {
+            product: ProductSnapshot::from(&self.product),
+            movement: MovementSnapshot::from(&self.movement),
+        }
+    }
+
+    fn from_stored(stored: StoredStockChange) -> Self {
+        Self {
+            product: stored.product.to_model(),
+            movement: stored.movement.into_model(),
+        }
+    }
+}
+
+/// A reservation as stored.
+#[derive(Serialize, Deserialize)]
+pub(super) struct StoredReservation {
+    id: uuid::Uuid,
+    product_id: uuid::Uuid,
+    quantity: i64,
+    status: ReservationStatus,
+    #[serde(default)]
+    reference: Option<String>,
+    actor: String,
+    expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    #[serde(default)]
+    resolved_at: Option<DateTime<Utc>>,
+}
+
+impl Replayable for reservation::Model {
+    type Stored = StoredReservation;
+
+    fn to_stored(&self) -> StoredReservation {
+        StoredReservation {
+            id: self.id,
+            product_id: self.product_id,
+            quantity: self.quantity,
+            status: self.status,
+            reference: self.reference.clone(),
+            actor: self.actor.clone(),
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+            resolved_at: self.resolved_at,
+        }
+    }
+
+    fn from_stored(stored: StoredReservation) -> Self {
+        Self {
+            id: stored.id,
+            product_id: stored.product_id,
+            quantity: stored.quantity,
+            status: stored.status,
+            reference: stored.reference,
+            actor: stored.actor,
+            expires_at: stored.expires_at,
+            created_at: stored.created_at,
+            resolved_at: stored.resolved_at,
+        }
+    }
+}
 
 /// What a request guarded by a key was: replaying needs the same operation and arguments.
 #[derive(Clone, Debug)]
@@ -97,7 +186,7 @@ pub(super) async fn run_write<T, F>(
     work: F,
 ) -> Result<T>
 where
-    T: Serialize + DeserializeOwned + Send,
+    T: Replayable + Send,
     F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFuture<'t, Result<(T, Vec<StockEvent>)>>,
 {
     let transaction = database.begin_write().await?;
@@ -110,7 +199,7 @@ where
     match work(&transaction).await {
         Ok((value, changes)) => {
             if let Some(request) = idempotency {
-                let outcome: StoredOutcome<&T> = StoredOutcome::Done(&value);
+                let outcome: StoredOutcome<T::Stored> = StoredOutcome::Done(value.to_stored());
                 record(&transaction, &actor.subject, request, &outcome).await?;
             }
             events.commit(transaction, changes).await?;
@@ -120,7 +209,7 @@ where
             if let (Some(request), Some(stored)) = (idempotency, StoredError::from_error(&error)) {
                 // Business errors are decided before anything is written, so committing keeps
                 // only the key and its outcome.
-                let outcome: StoredOutcome<&T> = StoredOutcome::Refused(stored);
+                let outcome: StoredOutcome<T::Stored> = StoredOutcome::Refused(stored);
                 record(&transaction, &actor.subject, request, &outcome).await?;
                 transaction.commit().await?;
             }
@@ -130,7 +219,7 @@ where
 }
 
 /// Claims the key; `Some(outcome)` when it was used before for this same request.
-async fn claim<T: DeserializeOwned>(
+async fn claim<T: Replayable>(
     transaction: &DatabaseTransaction,
     scope: &str,
     request: &IdempotentRequest,
@@ -162,9 +251,10 @@ async fn claim<T: DeserializeOwned>(
     let outcome = existing
         .outcome
         .ok_or_else(|| Error::internal("an idempotency key was committed without an outcome"))?;
-    let outcome: StoredOutcome<T> = serde_json::from_str(&outcome).map_err(Error::internal)?;
+    let outcome: StoredOutcome<T::Stored> =
+        serde_json::from_str(&outcome).map_err(Error::internal)?;
     Ok(Some(match outcome {
-        StoredOutcome::Done(value) => Ok(value),
+        StoredOutcome::Done(value) => Ok(T::from_stored(value)),
         StoredOutcome::Refused(error) => Err(error.into_error()),
     }))
 }
@@ -173,7 +263,7 @@ async fn record<T: Serialize>(
     transaction: &DatabaseTransaction,
     scope: &str,
     request: &IdempotentRequest,
-    outcome: &StoredOutcome<&T>,
+    outcome: &StoredOutcome<T>,
 ) -> Result<()> {
     let outcome = serde_json::to_string(outcome).map_err(Error::internal)?;
     idempotency_key::Entity::update_many()
@@ -192,4 +282,52 @@ pub async fn prune(database: &Database, cutoff: DateTime<Utc>) -> Result<u64> {
         .exec(database.connection())
         .await?
         .rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stock_change_stored_by_the_first_version_still_replays() {
+        // As the first version stored it: the entities themselves, every column included.
+        let stored = r#"{"Done":{"product":{"id":"019a0000-0000-7000-8000-000000000001",
+            "name":"Widget","name_key":"widget","sku":"W-1","sku_key":"w-1","stock":7,
+            "reorder_level":2,"version":4,"created_at":"2026-11-22T10:00:00Z",
+            "updated_at":"2026-11-22T10:05:00Z","deleted_at":null,"reserved":1},
+            "movement":{"id":"019a0000-0000-7000-8000-000000000002",
+            "product_id":"019a0000-0000-7000-8000-000000000001","kind":"Reduce","delta":-3,
+            "stock_before":10,"stock_after":7,"product_version":4,"reason":"sale",
+            "idempotency_key":"order-1","actor":"alice","created_at":"2026-11-22T10:05:00Z"}}}"#;
+
+        let outcome: StoredOutcome<StoredStockChange> = serde_json::from_str(stored).unwrap();
+        let StoredOutcome::Done(change) = outcome else {
+            panic!("a success was stored");
+        };
+        let change = StockChange::from_stored(change);
+
+        assert_eq!(change.product.stock, 7);
+        assert_eq!(change.product.reserved, 1);
+        assert_eq!(change.product.sku_key, "w-1");
+        assert_eq!(change.movement.delta, -3);
+        assert_eq!(change.movement.idempotency_key.as_deref(), Some("order-1"));
+    }
+
+    #[test]
+    fn a_reservation_stored_by_the_first_version_still_replays() {
+        let stored = r#"{"Done":{"id":"019a0000-0000-7000-8000-000000000003",
+            "product_id":"019a0000-0000-7000-8000-000000000001","quantity":2,
+            "status":"Active","reference":"cart-9","actor":"bob",
+            "expires_at":"2026-11-22T10:15:00Z","created_at":"2026-11-22T10:05:00Z",
+            "resolved_at":null}}"#;
+
+        let outcome: StoredOutcome<StoredReservation> = serde_json::from_str(stored).unwrap();
+        let StoredOutcome::Done(reservation) = outcome else {
+            panic!("a success was stored");
+        };
+        let reservation = reservation::Model::from_stored(reservation);
+
+        assert_eq!(reservation.status, ReservationStatus::Active);
+        assert_eq!(reservation.reference.as_deref(), Some("cart-9"));
+    }
 }

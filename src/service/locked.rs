@@ -10,7 +10,6 @@ use sea_orm::{
     ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
     IntoActiveModel, QueryFilter, QuerySelect,
 };
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{next_change_time, now};
@@ -21,7 +20,7 @@ use crate::entity::stock_movement::{self, MovementKind};
 use crate::error::{Error, Result};
 
 /// The outcome of a successful stock change: the product after it and its movement.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct StockChange {
     /// The product as committed.
     pub product: product::Model,
