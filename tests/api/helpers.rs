@@ -2,7 +2,7 @@
 //!
 //! Each test gets its own server on 127.0.0.1 port 0 and its own database: a SQLite file in a
 //! temporary folder, or a new PostgreSQL database named `stockroom_test_<uuid>` on the server
-//! at `STOCKROOM_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432`).
+//! from `postgres_server` (a running server, or a throwaway one started for the test run).
 //! Logs are silent unless `TEST_LOG` is set.
 
 use std::sync::LazyLock;
@@ -278,8 +278,7 @@ pub async fn run_verify(database_url: &str) -> (i32, String) {
 }
 
 fn postgres_server_url() -> String {
-    std::env::var("STOCKROOM_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+    crate::postgres_server::server_url()
 }
 
 /// Creates a fresh, uniquely named PostgreSQL database and returns its URL.

@@ -14,6 +14,7 @@ mod invariants;
 mod ledger;
 mod metrics;
 mod pagination;
+mod postgres_server;
 mod products;
 mod reservations;
 mod rest;
