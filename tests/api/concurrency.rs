@@ -13,6 +13,7 @@ use crate::stock::assert_chained;
 
 on_both_backends!(
     two_hundred_concurrent_reductions_of_one_against_stock_50_let_exactly_50_succeed,
+    two_hundred_concurrent_keyed_reductions_which_are_never_batched_let_exactly_50_succeed,
     concurrent_adds_and_reductions_of_random_quantities_lose_no_update,
 );
 
@@ -59,6 +60,50 @@ async fn two_hundred_concurrent_reductions_of_one_against_stock_50_let_exactly_5
             .sum::<i64>(),
         0
     );
+    assert_chained(&movements, 0);
+}
+
+/// Keyed reductions each run in their own transaction, so here only the database's lock stands
+/// between them (on PostgreSQL `SELECT ... FOR UPDATE`, on SQLite `BEGIN IMMEDIATE`).
+async fn two_hundred_concurrent_keyed_reductions_which_are_never_batched_let_exactly_50_succeed(
+    app: TestApp,
+) {
+    let product = app
+        .create_product("Keyed hot item", "HOT-KEY-1", 50, 5)
+        .await;
+    let id = id_of(&product);
+    let mutation = "mutation($id: ID!, $key: String!) {
+        reduceStock(id: $id, quantity: 1, idempotencyKey: $key) { newStock } }";
+
+    let responses = join_all((0..200).map(|index| {
+        app.graphql(
+            mutation,
+            serde_json::json!({ "id": id, "key": format!("order-{index}") }),
+        )
+    }))
+    .await;
+
+    let mut new_stocks = Vec::new();
+    for response in &responses {
+        match error_code(response) {
+            None => new_stocks.push(
+                response["data"]["reduceStock"]["newStock"]
+                    .as_i64()
+                    .unwrap(),
+            ),
+            Some("INSUFFICIENT_STOCK") => {}
+            Some(_) => panic!("unexpected answer: {response:#}"),
+        }
+    }
+    new_stocks.sort_unstable();
+    assert_eq!(new_stocks, (0..50).collect::<Vec<_>>());
+    let current = app.product(&id).await;
+    assert_eq!(
+        (current["stock"].as_i64(), current["version"].as_i64()),
+        (Some(0), Some(51))
+    );
+    let movements = app.movements(&id).await;
+    assert_eq!(movements.len(), 51);
     assert_chained(&movements, 0);
 }
 

@@ -42,8 +42,12 @@ fn find_or_start() -> Result<String, String> {
                 .to_owned(),
         );
     };
-    start_throwaway_cluster(&bin)
-        .map_err(|error| format!("cannot start a throwaway PostgreSQL from {}: {error}", bin.display()))
+    start_throwaway_cluster(&bin).map_err(|error| {
+        format!(
+            "cannot start a throwaway PostgreSQL from {}: {error}",
+            bin.display()
+        )
+    })
 }
 
 /// The folder holding `initdb` and `postgres`: from `pg_config`, or the newest Debian-style
