@@ -166,3 +166,81 @@ async fn readiness_and_reads_answer_while_fifty_writers_queue_behind_a_held_row_
     assert_no_errors(&app.graphql("{ products { totalCount } }", json!({})).await);
     assert_eq!(app.product(&id).await["stock"], 50);
 }
+
+/// PostgreSQL drops every connection of the server twice while reductions run (as a restart
+/// or failover would): each request is answered with its result or `UNAVAILABLE` (`503`),
+/// never `INTERNAL`, and the ledger still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_database_connections_under_load_answer_unavailable_never_internal() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await;
+    let initial = 100_000;
+    let id = id_of(&app.create_product("Failover", "FAIL-1", initial, 0).await);
+    let database = app.database_url.rsplit('/').next().unwrap().to_owned();
+    let stop = Instant::now() + Duration::from_secs(3);
+
+    let workers: Vec<_> = (0..16)
+        .map(|worker| {
+            let app = app.with_token(None);
+            let id = id.clone();
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                let mut round = 0;
+                while Instant::now() < stop {
+                    round += 1;
+                    let answer = match worker % 3 {
+                        0 => reduce_over_graphql(&app, &id).await,
+                        1 => reduce_over_rest(&app, &id, None).await,
+                        _ => {
+                            let key = format!("failover-{worker}-{round}");
+                            reduce_over_rest(&app, &id, Some(&key)).await
+                        }
+                    };
+                    answers.push(answer);
+                }
+                answers
+            })
+        })
+        .collect();
+    let admin = sea_orm::Database::connect(&app.database_url).await.unwrap();
+    let mut terminated = 0;
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        terminated += admin
+            .execute_unprepared(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{database}' AND pid <> pg_backend_pid() \
+                 AND application_name <> 'stockroom-listener'"
+            ))
+            .await
+            .unwrap()
+            .rows_affected();
+    }
+    assert!(terminated > 0, "no connection was dropped");
+
+    let mut successes = 0;
+    let mut unavailable = 0;
+    for worker in workers {
+        for (status, body) in worker.await.unwrap() {
+            let code = body["code"]
+                .as_str()
+                .or(body["errors"][0]["extensions"]["code"].as_str());
+            match (status, code) {
+                (200, None) => successes += 1,
+                (503, Some("UNAVAILABLE")) | (200, Some("UNAVAILABLE")) => unavailable += 1,
+                other => panic!("unexpected answer {other:?}: {body}"),
+            }
+        }
+    }
+    println!("{successes} succeeded, {unavailable} UNAVAILABLE, {terminated} connections dropped");
+    assert!(successes > 0);
+
+    // Every success is in the ledger; an UNAVAILABLE whose COMMIT was already under way may be
+    // too (that is what idempotency keys are for), and the ledger agrees with the stock.
+    let stock = app.product(&id).await["stock"].as_i64().unwrap();
+    assert!(
+        initial - stock >= successes,
+        "{stock} after {successes} successes"
+    );
+    let (code, output) = crate::helpers::run_verify(&app.database_url).await;
+    assert_eq!(code, 0, "{output}");
+}

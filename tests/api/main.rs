@@ -20,6 +20,7 @@ mod reservations;
 mod rest;
 mod schema;
 mod security;
+mod soak;
 mod stock;
 mod subscriptions;
 mod ws;
