@@ -10,11 +10,6 @@ use crate::entity::product;
 use crate::error::{Error, Result};
 use crate::service::{Actor, Services};
 
-/// The id of the HTTP request being served (its `x-request-id`), shown in the errors of failures
-/// of the system so that an operator can find the log line with the cause.
-#[derive(Clone, Debug)]
-pub struct RequestId(pub String);
-
 /// Accessors for the schema-wide and per-request data, so resolvers never unwrap context data.
 pub(crate) trait ContextExt {
     /// The services, put into the schema when it was built.

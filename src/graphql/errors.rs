@@ -10,7 +10,6 @@ use async_graphql::futures_util::stream::{BoxStream, StreamExt};
 use async_graphql::{Response, ServerError};
 use std::sync::Arc;
 
-use super::context::RequestId;
 use crate::error::Error;
 use crate::events::SubscriptionLost;
 
@@ -28,8 +27,7 @@ impl ExtensionFactory for ContractErrorCodes {
 #[async_graphql::async_trait::async_trait]
 impl Extension for ContractErrorCodes {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let request_id = ctx.data_opt::<RequestId>().cloned();
-        with_codes(next.run(ctx).await, request_id.as_ref())
+        with_codes(next.run(ctx).await)
     }
 
     fn subscribe<'s>(
@@ -38,20 +36,22 @@ impl Extension for ContractErrorCodes {
         stream: BoxStream<'s, Response>,
         next: async_graphql::extensions::NextSubscribe<'_>,
     ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream)
-            .map(|response| with_codes(response, None))
-            .boxed()
+        next.run(ctx, stream).map(with_codes).boxed()
     }
 }
 
-fn with_codes(mut response: Response, request_id: Option<&RequestId>) -> Response {
+fn with_codes(mut response: Response) -> Response {
     for error in &mut response.errors {
-        set_code(error, request_id);
+        set_code(error);
     }
     response
 }
 
-fn set_code(error: &mut ServerError, request_id: Option<&RequestId>) {
+/// Codes of failures of the system, whose errors name the request so that an operator can find
+/// the log line with the cause.
+pub const SYSTEM_FAILURE_CODES: [&str; 3] = ["INTERNAL", "UNAVAILABLE", "TIMEOUT"];
+
+fn set_code(error: &mut ServerError) {
     let source = error.source.clone();
     let domain_error = source
         .as_deref()
@@ -82,11 +82,6 @@ fn set_code(error: &mut ServerError, request_id: Option<&RequestId>) {
         return;
     };
     extensions.set("code", domain_error.code());
-    if let (Error::Internal(_) | Error::Unavailable(_) | Error::Timeout, Some(request_id)) =
-        (domain_error, request_id)
-    {
-        extensions.set("requestId", request_id.0.as_str());
-    }
     match domain_error {
         Error::InsufficientStock {
             available,

@@ -10,7 +10,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::context::RequestId;
+use super::errors::SYSTEM_FAILURE_CODES;
 use super::{AppSchema, GraphqlSettings};
 use crate::auth::Authenticator;
 use crate::error::Error;
@@ -54,9 +54,17 @@ pub async fn graphql_post(
             ),
         );
     }
-    let response: BatchResponse = schema
-        .execute_batch(batch.data(caller).data(request_id(&headers)))
-        .await;
+    let response = match schema.execute_batch(batch.data(caller)).await {
+        BatchResponse::Single(response) => {
+            BatchResponse::Single(with_request_id(response, &headers))
+        }
+        BatchResponse::Batch(responses) => BatchResponse::Batch(
+            responses
+                .into_iter()
+                .map(|response| with_request_id(response, &headers))
+                .collect(),
+        ),
+    };
     GraphQLResponse::from(response).into_response()
 }
 
@@ -96,8 +104,8 @@ pub async fn graphql_get(
             "only queries may be sent with GET; send mutations and subscriptions with POST",
         );
     }
-    let request = request.data(caller).data(request_id(&headers));
-    GraphQLResponse::from(schema.execute(request).await).into_response()
+    let response = schema.execute(request.data(caller)).await;
+    GraphQLResponse::from(with_request_id(response, &headers)).into_response()
 }
 
 /// Whether the body is declared as JSON (`application/json`, any parameters, any letter case).
@@ -109,15 +117,28 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// The request's id (set by the request-id layer), for error extensions.
-fn request_id(headers: &HeaderMap) -> RequestId {
-    RequestId(
-        headers
-            .get(REQUEST_ID)
-            .and_then(|id| id.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
-    )
+/// Names the request (its `x-request-id`, set by the request-id layer) in every error that is
+/// a failure of the system, so that an operator can find the log line with the cause.
+fn with_request_id(
+    mut response: async_graphql::Response,
+    headers: &HeaderMap,
+) -> async_graphql::Response {
+    let Some(request_id) = headers.get(REQUEST_ID).and_then(|id| id.to_str().ok()) else {
+        return response;
+    };
+    for error in &mut response.errors {
+        let Some(extensions) = error.extensions.as_mut() else {
+            continue;
+        };
+        let failed = matches!(
+            extensions.get("code"),
+            Some(async_graphql::Value::String(code)) if SYSTEM_FAILURE_CODES.contains(&code.as_str())
+        );
+        if failed {
+            extensions.set("requestId", request_id);
+        }
+    }
+    response
 }
 
 /// Whether the operation a request would run is a query. A document that does not parse

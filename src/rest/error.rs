@@ -43,12 +43,6 @@ impl ApiError {
         }
     }
 
-    /// A `408 TIMEOUT` for a request that ran past the request timeout before anything of it
-    /// was committed.
-    pub fn timed_out() -> Self {
-        Error::Timeout.into()
-    }
-
     /// A `405` for a known path asked with the wrong method.
     pub fn method_not_allowed() -> Self {
         Self {

@@ -226,7 +226,16 @@ async fn lost_database_connections_under_load_answer_unavailable_never_internal(
                 .or(body["errors"][0]["extensions"]["code"].as_str());
             match (status, code) {
                 (200, None) => successes += 1,
-                (503, Some("UNAVAILABLE")) | (200, Some("UNAVAILABLE")) => unavailable += 1,
+                (503, Some("UNAVAILABLE")) => unavailable += 1,
+                (200, Some("UNAVAILABLE")) => {
+                    // GraphQL names the request, so an operator can find its log line.
+                    let request_id = &body["errors"][0]["extensions"]["requestId"];
+                    assert!(
+                        request_id.as_str().is_some_and(|id| !id.is_empty()),
+                        "{body}"
+                    );
+                    unavailable += 1;
+                }
                 other => panic!("unexpected answer {other:?}: {body}"),
             }
         }

@@ -3,12 +3,36 @@
 use crate::helpers::TestApp;
 
 on_both_backends!(
+    every_response_carries_a_request_id_and_echoes_the_clients,
     health_says_ok,
     ready_is_200_when_the_database_answers,
     graphiql_is_served_on_get,
     a_body_that_is_not_a_graphql_request_gets_a_graphql_shaped_bad_input_error,
     a_syntax_error_gets_bad_user_input,
 );
+
+async fn every_response_carries_a_request_id_and_echoes_the_clients(app: TestApp) {
+    let generated = app
+        .client
+        .get(format!("{}/health", app.address))
+        .send()
+        .await
+        .unwrap();
+    let id = generated.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+    let refused = app
+        .client
+        .get(format!("{}/products/nope", app.address))
+        .header("x-request-id", "client-chosen-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 404);
+    assert_eq!(refused.headers()["x-request-id"], "client-chosen-42");
+}
 
 async fn health_says_ok(app: TestApp) {
     let response = app
