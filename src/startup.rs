@@ -109,6 +109,9 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         // Layers run bottom-up for a request: request id, trace, CORS, (open mode: loopback
         // hosts only), layer error bodies, the deadline, then the body limit.
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        // The layer above is the one limit; axum's own default (2 MiB) would otherwise cap
+        // extractors below a larger configured limit.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
             limits.request_timeout,
             middleware::enforce_deadline,

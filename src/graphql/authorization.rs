@@ -19,6 +19,7 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Request, ServerError, ServerResult, ValidationResult, Variables};
 
+use super::errors::mark_document_errors;
 use crate::auth::{Caller, policy};
 
 /// Refuses an operation unless the caller may run every one of its root fields.
@@ -74,7 +75,10 @@ impl Extension for RootFieldPolicyExtension {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await?;
+        let result = next.run(ctx).await.map_err(|mut errors| {
+            mark_document_errors(&mut errors, "GRAPHQL_VALIDATION_FAILED");
+            errors
+        })?;
         let anonymous = Caller::anonymous();
         let caller = ctx.data_opt::<Caller>().unwrap_or(&anonymous);
         for field in lock(&self.root_fields).iter() {

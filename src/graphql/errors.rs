@@ -47,6 +47,26 @@ fn with_codes(mut response: Response) -> Response {
     response
 }
 
+/// Codes of errors that refuse a request before any of it runs: when every error of a response
+/// has one of these and no path, nothing was executed.
+pub const REQUEST_ERROR_CODES: [&str; 5] = [
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "BAD_USER_INPUT",
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+];
+
+/// Marks errors of a document that does not parse, or does not validate, with their code.
+pub fn mark_document_errors(errors: &mut [ServerError], code: &str) {
+    for error in errors {
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code);
+    }
+}
+
 /// Codes of failures of the system, whose errors name the request so that an operator can find
 /// the log line with the cause.
 pub const SYSTEM_FAILURE_CODES: [&str; 3] = ["INTERNAL", "UNAVAILABLE", "TIMEOUT"];

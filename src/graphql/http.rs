@@ -1,20 +1,79 @@
-//! `/graphql` over HTTP: `POST` runs queries and mutations (batches capped), `GET` runs
-//! queries only (or serves GraphiQL to a browser). Credentials are checked before anything runs.
+//! `/graphql` over HTTP, as the GraphQL-over-HTTP specification describes it: `POST` runs
+//! queries and mutations (batches capped), `GET` runs queries only (or serves GraphiQL to a
+//! browser). Credentials are checked before anything runs.
+//!
+//! Media types: a client that accepts `application/graphql-response+json` gets it; one that
+//! accepts `application/json`, `*/*` or sends no `Accept` gets `application/json`; anything else
+//! is `406`. A body or parameters that are not a GraphQL request are `400`. A document that does
+//! not parse or validate, or variables that do not coerce, are `400` without a `data` entry
+//! under the new media type and `200` with `errors` under `application/json`, as the
+//! specification asks.
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchRequest, BatchResponse, Request};
-use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLBatchRequest, GraphQLRequest, GraphQLResponse};
+use async_graphql::{BatchRequest, BatchResponse, Request, Variables};
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Map, Value};
 
-use super::errors::SYSTEM_FAILURE_CODES;
+use super::errors::{REQUEST_ERROR_CODES, SYSTEM_FAILURE_CODES};
 use super::{AppSchema, GraphqlSettings};
 use crate::auth::Authenticator;
 use crate::error::Error;
 use crate::telemetry::REQUEST_ID;
+
+/// The media type of a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MediaType {
+    /// `application/json`: errors of the request itself are `200` with `errors`.
+    Json,
+    /// `application/graphql-response+json`: errors of the request itself are `4xx`, no `data`.
+    GraphqlResponse,
+}
+
+impl MediaType {
+    fn header(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            MediaType::Json => "application/json; charset=utf-8",
+            MediaType::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+        })
+    }
+
+    /// The media type the client asks for in `Accept`, in its order of preference; `None`
+    /// when it accepts neither.
+    fn negotiate(headers: &HeaderMap) -> Option<Self> {
+        let Some(accept) = headers.get(header::ACCEPT) else {
+            return Some(MediaType::Json);
+        };
+        let accept = accept.to_str().ok()?;
+        if accept.trim().is_empty() {
+            return Some(MediaType::Json);
+        }
+        let mut ranges: Vec<(f32, usize, MediaType)> = accept
+            .split(',')
+            .enumerate()
+            .filter_map(|(position, range)| {
+                let mut parts = range.split(';');
+                let essence = parts.next()?.trim().to_ascii_lowercase();
+                let quality = parts
+                    .filter_map(|parameter| parameter.trim().strip_prefix("q="))
+                    .find_map(|q| q.trim().parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                let media = match essence.as_str() {
+                    "application/graphql-response+json" => MediaType::GraphqlResponse,
+                    "application/json" | "application/*" | "*/*" => MediaType::Json,
+                    _ => return None,
+                };
+                (quality > 0.0).then_some((quality, position, media))
+            })
+            .collect();
+        // Highest quality first; among equals, the client's order.
+        ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        ranges.first().map(|(_, _, media)| *media)
+    }
+}
 
 /// `POST /graphql`: one operation, or a batch of at most `max_batch_size`.
 pub async fn graphql_post(
@@ -22,7 +81,7 @@ pub async fn graphql_post(
     State(authenticator): State<Authenticator>,
     State(settings): State<GraphqlSettings>,
     headers: HeaderMap,
-    request: Result<GraphQLBatchRequest, GraphQLRejection>,
+    body: Bytes,
 ) -> Response {
     // Only a JSON body may run: a web page can post `text/plain`, form or multipart bodies to
     // any address without asking (no CORS preflight), and must never run a mutation that way.
@@ -33,20 +92,22 @@ pub async fn graphql_post(
             "send GraphQL requests with `Content-Type: application/json`",
         );
     }
+    let Some(media) = MediaType::negotiate(&headers) else {
+        return not_acceptable();
+    };
     let caller = match authenticator.authenticate(authorization(&headers)) {
         Ok(caller) => caller,
         Err(error) => return unauthorized(&error),
     };
-    let batch = match request {
-        Ok(request) => request.into_inner(),
-        Err(rejection) => return rejection_response(rejection),
+    let batch = match parse_body(&body) {
+        Ok(batch) => batch,
+        Err(message) => return request_error(media, &message),
     };
     if let BatchRequest::Batch(requests) = &batch
         && requests.len() > settings.max_batch_size
     {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            "BAD_USER_INPUT",
+        return request_error(
+            media,
             &format!(
                 "a batch may hold at most {} operations (got {})",
                 settings.max_batch_size,
@@ -54,31 +115,21 @@ pub async fn graphql_post(
             ),
         );
     }
-    let response = match schema.execute_batch(batch.data(caller)).await {
-        BatchResponse::Single(response) => {
-            BatchResponse::Single(with_request_id(response, &headers))
-        }
-        BatchResponse::Batch(responses) => BatchResponse::Batch(
-            responses
-                .into_iter()
-                .map(|response| with_request_id(response, &headers))
-                .collect(),
-        ),
-    };
-    GraphQLResponse::from(response).into_response()
+    let response = schema.execute_batch(batch.data(caller)).await;
+    respond(media, response, &headers)
 }
 
-/// `GET /graphql`: GraphiQL for a browser, or a query from the URL. Mutations (and
-/// subscriptions) are refused over GET, so a link or an image tag can never change stock.
+/// `GET /graphql`: GraphiQL for a browser, or a query from the URL (`query`, `operationName`,
+/// and `variables` / `extensions` as JSON text). Mutations (and subscriptions) are refused over
+/// GET, so a link or an image tag can never change stock.
 pub async fn graphql_get(
     State(schema): State<AppSchema>,
     State(authenticator): State<Authenticator>,
     State(settings): State<GraphqlSettings>,
     headers: HeaderMap,
     RawQuery(raw_query): RawQuery,
-    request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
-    if raw_query.as_deref().is_none_or(str::is_empty) {
+    let Some(raw_query) = raw_query.filter(|raw| !raw.is_empty()) else {
         return if settings.graphiql {
             graphiql().into_response()
         } else {
@@ -88,14 +139,17 @@ pub async fn graphql_get(
                 "GraphiQL is switched off; send queries with POST",
             )
         };
-    }
+    };
+    let Some(media) = MediaType::negotiate(&headers) else {
+        return not_acceptable();
+    };
     let caller = match authenticator.authenticate(authorization(&headers)) {
         Ok(caller) => caller,
         Err(error) => return unauthorized(&error),
     };
-    let request = match request {
-        Ok(request) => request.into_inner(),
-        Err(rejection) => return rejection_response(rejection),
+    let request = match parse_url_parameters(&raw_query) {
+        Ok(request) => request,
+        Err(message) => return request_error(media, &message),
     };
     if !is_query(&request) {
         return error_response(
@@ -105,7 +159,160 @@ pub async fn graphql_get(
         );
     }
     let response = schema.execute(request.data(caller)).await;
-    GraphQLResponse::from(with_request_id(response, &headers)).into_response()
+    respond(media, BatchResponse::Single(response), &headers)
+}
+
+/// A JSON body: one request object, or an array of them (a batch).
+fn parse_body(body: &[u8]) -> Result<BatchRequest, String> {
+    if body.is_empty() {
+        return Err("the request has no body; send a JSON object with a `query`".to_owned());
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|error| format!("the body is not valid JSON: {error}"))?;
+    match value {
+        Value::Object(parameters) => Ok(BatchRequest::Single(parse_parameters(parameters)?)),
+        Value::Array(items) if !items.is_empty() => items
+            .into_iter()
+            .map(|item| match item {
+                Value::Object(parameters) => parse_parameters(parameters),
+                _ => Err("every request of a batch must be a JSON object".to_owned()),
+            })
+            .collect::<Result<_, _>>()
+            .map(BatchRequest::Batch),
+        _ => Err("the body must be a JSON object with a `query` (or an array of them)".to_owned()),
+    }
+}
+
+/// The parameters of a GET request's URL.
+fn parse_url_parameters(raw_query: &str) -> Result<Request, String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw_query)
+        .map_err(|error| format!("the URL's parameters do not read: {error}"))?;
+    let mut parameters = Map::new();
+    for (name, text) in pairs {
+        let value = match name.as_str() {
+            "variables" | "extensions" => serde_json::from_str(&text)
+                .map_err(|error| format!("`{name}` must be a JSON object: {error}"))?,
+            _ => Value::String(text),
+        };
+        parameters.insert(name, value);
+    }
+    parse_parameters(parameters)
+}
+
+/// The request parameters of the specification: `query` (a string, required), and optional
+/// `operationName` (string), `variables` and `extensions` (maps); `null` counts as absent.
+fn parse_parameters(mut parameters: Map<String, Value>) -> Result<Request, String> {
+    let query = match parameters.remove("query") {
+        Some(Value::String(query)) => query,
+        Some(_) => return Err("`query` must be a string".to_owned()),
+        None => return Err("the request has no `query`".to_owned()),
+    };
+    let mut request = Request::new(query);
+    match parameters.remove("operationName") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(name)) => request = request.operation_name(name),
+        Some(_) => return Err("`operationName` must be a string".to_owned()),
+    }
+    match parameters.remove("variables") {
+        None | Some(Value::Null) => {}
+        Some(variables @ Value::Object(_)) => {
+            request = request.variables(Variables::from_json(variables));
+        }
+        Some(_) => return Err("`variables` must be a map".to_owned()),
+    }
+    match parameters.remove("extensions") {
+        None | Some(Value::Null) => {}
+        Some(extensions @ Value::Object(_)) => {
+            request.extensions = serde_json::from_value::<async_graphql::Extensions>(extensions)
+                .map_err(|error| format!("`extensions` does not read: {error}"))?;
+        }
+        Some(_) => return Err("`extensions` must be a map".to_owned()),
+    }
+    Ok(request)
+}
+
+/// The answer to an executed request (or batch) in `media`.
+fn respond(media: MediaType, response: BatchResponse, headers: &HeaderMap) -> Response {
+    let (status, body) = match response {
+        BatchResponse::Single(response) => {
+            let request_error = request_error_status(&response);
+            let body = response_body(media, with_request_id(response, headers));
+            let status = match (media, request_error) {
+                (MediaType::GraphqlResponse, Some(status)) => status,
+                _ => StatusCode::OK,
+            };
+            (status, body)
+        }
+        BatchResponse::Batch(responses) => {
+            let bodies: Vec<Value> = responses
+                .into_iter()
+                .map(|response| response_body(media, with_request_id(response, headers)))
+                .collect();
+            (StatusCode::OK, Value::Array(bodies))
+        }
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, media.header());
+    response
+}
+
+/// The status of a response that is an error of the request itself (nothing was executed):
+/// `400`, or `401` / `403` when the caller may not run it; `None` for an executed response.
+fn request_error_status(response: &async_graphql::Response) -> Option<StatusCode> {
+    let code = |error: &async_graphql::ServerError| match error
+        .extensions
+        .as_ref()
+        .and_then(|extensions| extensions.get("code"))
+    {
+        Some(async_graphql::Value::String(code)) => code.clone(),
+        _ => String::new(),
+    };
+    let executed = !response
+        .errors
+        .iter()
+        .all(|error| REQUEST_ERROR_CODES.contains(&code(error).as_str()) && error.path.is_empty());
+    if response.errors.is_empty() || executed || response.data != async_graphql::Value::Null {
+        return None;
+    }
+    Some(match code(&response.errors[0]).as_str() {
+        "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
+        "FORBIDDEN" => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    })
+}
+
+/// A response as JSON; under `application/graphql-response+json` a request error has no
+/// `data` entry at all.
+fn response_body(media: MediaType, response: async_graphql::Response) -> Value {
+    let request_error = request_error_status(&response).is_some();
+    let mut body = serde_json::to_value(&response).unwrap_or(Value::Null);
+    if media == MediaType::GraphqlResponse
+        && request_error
+        && let Value::Object(fields) = &mut body
+    {
+        fields.remove("data");
+    }
+    body
+}
+
+/// A request that is not a GraphQL request at all (no JSON, no `query`, parameters of the wrong
+/// type): `400` in either media type.
+fn request_error(media: MediaType, message: &str) -> Response {
+    let mut response = error_response(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, media.header());
+    response
+}
+
+fn not_acceptable() -> Response {
+    error_response(
+        StatusCode::NOT_ACCEPTABLE,
+        "BAD_USER_INPUT",
+        "accept `application/graphql-response+json` or `application/json`",
+    )
 }
 
 /// Whether the body is declared as JSON (`application/json`, any parameters, any letter case).
@@ -173,33 +380,6 @@ fn unauthorized(error: &Error) -> Response {
     response
 }
 
-/// A body that is not a GraphQL request: a GraphQL-shaped error, never the framework's text.
-fn rejection_response(rejection: GraphQLRejection) -> Response {
-    use async_graphql::ParseRequestError;
-    let status = match &rejection.0 {
-        ParseRequestError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ParseRequestError::Io(error) if is_length_limit(error) => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        "the request body is too large".to_owned()
-    } else {
-        format!("invalid GraphQL request: {}", rejection.0)
-    };
-    error_response(status, "BAD_USER_INPUT", &message)
-}
-
-fn is_length_limit(error: &std::io::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = error.get_ref().map(|e| e as _);
-    while let Some(current) = cause {
-        if current.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        cause = current.source();
-    }
-    false
-}
-
 /// A GraphQL-shaped error response: `{ "errors": [{ "message", "extensions": { "code" } }] }`.
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({
@@ -217,4 +397,72 @@ fn graphiql() -> Html<String> {
             .title("Stockroom")
             .finish(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> Option<MediaType> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, value.parse().unwrap());
+        MediaType::negotiate(&headers)
+    }
+
+    #[test]
+    fn the_media_type_follows_the_clients_preference() {
+        assert_eq!(
+            MediaType::negotiate(&HeaderMap::new()),
+            Some(MediaType::Json)
+        );
+        assert_eq!(accept("application/json"), Some(MediaType::Json));
+        assert_eq!(accept("*/*"), Some(MediaType::Json));
+        assert_eq!(
+            accept("application/graphql-response+json"),
+            Some(MediaType::GraphqlResponse)
+        );
+        assert_eq!(
+            accept("application/graphql-response+json, application/json;q=0.9"),
+            Some(MediaType::GraphqlResponse)
+        );
+        assert_eq!(
+            accept("application/json;q=0.9, application/graphql-response+json"),
+            Some(MediaType::GraphqlResponse)
+        );
+        assert_eq!(
+            accept("application/json, application/graphql-response+json"),
+            Some(MediaType::Json)
+        );
+        assert_eq!(accept("text/html"), None);
+        assert_eq!(accept("application/json;q=0"), None);
+    }
+
+    #[test]
+    fn parameters_are_checked_as_the_specification_says() {
+        let parse = |value: Value| match value {
+            Value::Object(parameters) => parse_parameters(parameters).map(|_| ()),
+            _ => unreachable!(),
+        };
+        assert!(parse(serde_json::json!({ "query": "{ a }", "variables": null })).is_ok());
+        assert!(parse(serde_json::json!({ "qeury": "{ a }" })).is_err());
+        for invalid in [
+            serde_json::json!(0),
+            serde_json::json!(false),
+            serde_json::json!(["a"]),
+        ] {
+            assert!(parse(serde_json::json!({ "query": invalid.clone() })).is_err());
+            assert!(
+                parse(serde_json::json!({ "query": "{ a }", "operationName": invalid.clone() }))
+                    .is_err()
+            );
+            assert!(
+                parse(serde_json::json!({ "query": "{ a }", "variables": invalid.clone() }))
+                    .is_err()
+            );
+            assert!(parse(serde_json::json!({ "query": "{ a }", "extensions": invalid })).is_err());
+        }
+        assert!(parse_body(b"[5]").is_err(), "a batch holds objects only");
+        assert!(parse_body(b"{ \"not JSON").is_err());
+        assert!(parse_body(b"").is_err());
+    }
 }

@@ -9,6 +9,8 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ServerError, ServerResult, Variables};
 
+use super::errors::mark_document_errors;
+
 /// What one `totalCount` costs in complexity. A count scans every matching row, however small
 /// the page beside it, so at the default limit of 5,000 an operation may ask for five.
 pub const TOTAL_COUNT_COST: usize = 1000;
@@ -41,43 +43,47 @@ impl Extension for DocumentLimits {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
+        let document = next.run(ctx, query, variables).await.map_err(|mut error| {
+            mark_document_errors(std::slice::from_mut(&mut error), "GRAPHQL_PARSE_FAILED");
+            error
+        })?;
         let aliases = count_aliases(&document);
         if aliases > self.max_aliases {
-            return Err(ServerError::new(
-                format!(
-                    "the query uses {aliases} aliases; at most {} are allowed",
-                    self.max_aliases
-                ),
-                None,
-            ));
+            return Err(refused(format!(
+                "the query uses {aliases} aliases; at most {} are allowed",
+                self.max_aliases
+            )));
         }
         for (_, operation) in document.operations.iter() {
             let mut seen = HashSet::new();
             let roots = count_root_fields(&operation.node.selection_set.node, &document, &mut seen);
             if roots > self.max_root_fields {
-                return Err(ServerError::new(
-                    format!(
-                        "an operation selects {roots} root fields; at most {} are allowed",
-                        self.max_root_fields
-                    ),
-                    None,
-                ));
+                return Err(refused(format!(
+                    "an operation selects {roots} root fields; at most {} are allowed",
+                    self.max_root_fields
+                )));
             }
             let counts = count_total_counts(&operation.node.selection_set.node, &document);
             if counts.saturating_mul(TOTAL_COUNT_COST) > self.max_complexity {
-                return Err(ServerError::new(
-                    format!(
-                        "an operation asks for {counts} totalCount fields; each scans a whole \
-                         listing, and at most {} are allowed",
-                        self.max_complexity / TOTAL_COUNT_COST
-                    ),
-                    None,
-                ));
+                return Err(refused(format!(
+                    "an operation asks for {counts} totalCount fields; each scans a whole \
+                     listing, and at most {} are allowed",
+                    self.max_complexity / TOTAL_COUNT_COST
+                )));
             }
         }
         Ok(document)
     }
+}
+
+/// A document refused for passing a limit: it does not validate.
+fn refused(message: String) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    mark_document_errors(
+        std::slice::from_mut(&mut error),
+        "GRAPHQL_VALIDATION_FAILED",
+    );
+    error
 }
 
 /// Aliased fields written anywhere in the document (each fragment counted once as written).

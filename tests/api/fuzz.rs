@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, TestApp, spawn_app};
 
 /// The documented codes for these mutations' refusals.
-const CONTRACT_CODES: [&str; 5] = [
+const CONTRACT_CODES: [&str; 6] = [
     "BAD_USER_INPUT",
+    "GRAPHQL_VALIDATION_FAILED",
     "NOT_FOUND",
     "SKU_CONFLICT",
     "INSUFFICIENT_STOCK",

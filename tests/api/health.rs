@@ -8,7 +8,7 @@ on_both_backends!(
     ready_is_200_when_the_database_answers,
     graphiql_is_served_on_get,
     a_body_that_is_not_a_graphql_request_gets_a_graphql_shaped_bad_input_error,
-    a_syntax_error_gets_bad_user_input,
+    a_broken_document_gets_a_document_code_and_400_under_the_graphql_media_type,
 );
 
 async fn every_response_carries_a_request_id_and_echoes_the_clients(app: TestApp) {
@@ -73,33 +73,75 @@ async fn graphiql_is_served_on_get(app: TestApp) {
 }
 
 async fn a_body_that_is_not_a_graphql_request_gets_a_graphql_shaped_bad_input_error(app: TestApp) {
-    let bodies = ["{ not json", "{\"query\": 42}", "[{\"query\": 42}]"];
-    for body in bodies {
-        let response = app
-            .client
-            .post(format!("{}/graphql", app.address))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 400, "{body}");
-        let json: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(
-            json["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
-            "{body}"
-        );
+    let bodies = [
+        "{ not json",
+        "{\"query\": 42}",
+        "[{\"query\": 42}]",
+        "{\"qeury\": \"{ __typename }\"}",
+        "[5]",
+        "",
+    ];
+    // A body that is not a GraphQL request is `400` whichever media type is asked for.
+    for (accept, status) in [
+        ("application/json", 400),
+        ("application/graphql-response+json", 400),
+    ] {
+        for body in bodies {
+            let response = app
+                .client
+                .post(format!("{}/graphql", app.address))
+                .header("content-type", "application/json")
+                .header("accept", accept)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), status, "{accept}: {body}");
+            assert!(
+                response.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with(accept),
+                "{accept}: {body}"
+            );
+            let json: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(
+                json["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+                "{accept}: {body}"
+            );
+            assert!(json.get("data").is_none(), "{accept}: {body}: {json}");
+        }
     }
 }
 
-async fn a_syntax_error_gets_bad_user_input(app: TestApp) {
-    for query in ["{ products { ", "", "{ noSuchField }"] {
-        let response = app.graphql(query, serde_json::json!({})).await;
-
+async fn a_broken_document_gets_a_document_code_and_400_under_the_graphql_media_type(app: TestApp) {
+    for (query, code) in [
+        ("{ products { ", "GRAPHQL_PARSE_FAILED"),
+        ("", "GRAPHQL_PARSE_FAILED"),
+        ("{ noSuchField }", "GRAPHQL_VALIDATION_FAILED"),
+        (
+            "query($q: Int!) { products(first: $q) { totalCount } }",
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+    ] {
+        let response = app.graphql(query, serde_json::json!({ "q": "many" })).await;
         assert_eq!(
-            response["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            response["errors"][0]["extensions"]["code"], code,
             "{query:?}"
         );
         assert_eq!(response["data"], serde_json::Value::Null);
+
+        let strict = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .header("accept", "application/graphql-response+json")
+            .json(&serde_json::json!({ "query": query, "variables": { "q": "many" } }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(strict.status(), 400, "{query:?}");
+        let body: serde_json::Value = strict.json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], code, "{query:?}");
+        assert!(body.get("data").is_none(), "{query:?}: {body}");
     }
 }

@@ -265,6 +265,7 @@ async fn when_the_listener_connection_drops_subscribers_are_told_and_events_flow
     match client.next(Duration::from_secs(10)).await {
         Some(Delivery::Next(payload)) => {
             let extensions = &payload["errors"][0]["extensions"];
+            assert_eq!(extensions["code"], "SUBSCRIPTION_INTERRUPTED", "{payload}");
             assert_eq!(extensions["resubscribe"], true, "{payload}");
             assert_eq!(extensions["reason"], "INTERRUPTED", "{payload}");
         }
