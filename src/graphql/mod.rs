@@ -70,9 +70,9 @@ pub fn build_schema(services: Services, settings: &GraphqlSettings) -> AppSchema
             services.products.clone(),
         ))
         .data(services)
-        .limit_depth(settings.max_depth)
         .limit_complexity(settings.max_complexity)
         .extension(limits::DocumentLimits {
+            max_depth: settings.max_depth,
             max_aliases: settings.max_aliases,
             max_root_fields: settings.max_root_fields,
             max_complexity: settings.max_complexity,

@@ -100,15 +100,7 @@ impl From<JsonRejection> for ApiError {
                 "expected a JSON body with `Content-Type: application/json`".to_owned()
             }
             JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON".to_owned(),
-            // serde's own words name the field and what was wrong with it, e.g.
-            // "quantity: invalid type: floating point `1.5`, expected i32".
-            JsonRejection::JsonDataError(error) => format!(
-                "invalid request body: {}",
-                innermost_cause(error).replace(
-                    "expected i32",
-                    "expected a whole number from -2147483648 to 2147483647"
-                )
-            ),
+            JsonRejection::JsonDataError(error) => invalid_body(&innermost_cause(error)),
             JsonRejection::BytesRejection(_) => "the body could not be read".to_owned(),
             _ => "the body could not be read".to_owned(),
         };
@@ -122,6 +114,18 @@ impl From<JsonRejection> for ApiError {
             message,
         }
     }
+}
+
+/// serde's own words name the field and what was wrong with it, e.g. "quantity: invalid type:
+/// floating point `1.5`, expected i32"; the Rust type name is put in the API's terms.
+pub(super) fn invalid_body(serde_message: &str) -> String {
+    format!(
+        "invalid request body: {}",
+        serde_message.replace(
+            "expected i32",
+            "expected a whole number from -2147483648 to 2147483647"
+        )
+    )
 }
 
 fn innermost_cause(error: &dyn std::error::Error) -> String {

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, assert_error, assert_no_errors, error_code, id_of};
 
 on_both_backends!(
+    text_with_a_nul_character_is_bad_input_in_every_argument_on_both_backends,
     create_product_returns_every_field_and_starts_at_version_1,
     create_product_trims_name_and_sku_and_stores_sku_as_given,
     create_product_refuses_each_invalid_input_and_creates_nothing,
@@ -386,5 +387,47 @@ async fn mutations_on_unknown_or_deleted_products_are_not_found(app: TestApp) {
     assert_error(
         &app.graphql(RESTORE, json!({ "id": unknown })).await,
         "NOT_FOUND",
+    );
+}
+
+async fn text_with_a_nul_character_is_bad_input_in_every_argument_on_both_backends(app: TestApp) {
+    let nul = "A\u{0}B";
+    for (query, variables) in [
+        (
+            "query($s: String!) { productBySku(sku: $s) { id } }",
+            json!({ "s": nul }),
+        ),
+        (
+            "query($s: String) { products(search: $s) { totalCount } }",
+            json!({ "s": nul }),
+        ),
+        ("{ productBySku(sku: \"A\\u0000B\") { id } }", json!({})),
+        (
+            "query { ...F } fragment F on Query { products(search: \"\\u0000\") { totalCount } }",
+            json!({}),
+        ),
+        (
+            "mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }",
+            json!({ "input": { "name": "Nul", "sku": nul, "stock": 1, "reorderLevel": 0 } }),
+        ),
+    ] {
+        let response = app.graphql(query, variables).await;
+        assert_eq!(
+            error_code(&response),
+            Some("BAD_USER_INPUT"),
+            "{query}: {response:#}"
+        );
+        assert!(
+            response["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("NUL"),
+            "{query}: {response:#}"
+        );
+    }
+    let listed = app.graphql("{ products { totalCount } }", json!({})).await;
+    assert_eq!(
+        listed["data"]["products"]["totalCount"], 0,
+        "nothing was created"
     );
 }

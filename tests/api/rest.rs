@@ -8,6 +8,7 @@ use crate::helpers::{RestResponse, TestApp, assert_no_errors, assert_rest_error,
 use crate::stock::assert_chained;
 
 on_both_backends!(
+    a_json_array_is_not_a_request_body_and_changes_nothing,
     post_products_creates_and_returns_201_with_the_product_as_graphql_shows_it,
     post_products_refuses_invalid_input_with_400_and_creates_nothing,
     post_products_with_a_taken_sku_in_either_case_is_409,
@@ -343,4 +344,56 @@ async fn changes_through_rest_and_graphql_share_one_ledger(app: TestApp) {
     let movements = app.movements(&id).await;
     assert_eq!(movements.len(), 21);
     assert_chained(&movements, 15);
+}
+
+async fn a_json_array_is_not_a_request_body_and_changes_nothing(app: TestApp) {
+    let id = id_of(&app.create_product("Arrays", "ARR-1", 10, 0).await);
+
+    // serde's derived structs would read these as the fields in order.
+    let add = app
+        .rest(
+            Method::PUT,
+            &format!("/products/{id}/add"),
+            Some(json!([5])),
+        )
+        .await;
+    assert_rest_error(&add, 400, "BAD_USER_INPUT");
+    let create = app
+        .rest(Method::POST, "/products", Some(json!(["n", "ARR-2", 5, 1])))
+        .await;
+    assert_rest_error(&create, 400, "BAD_USER_INPUT");
+    assert!(
+        create.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("JSON object"),
+        "{:#}",
+        create.body
+    );
+
+    let fraction = app
+        .rest(
+            Method::PUT,
+            &format!("/products/{id}/add"),
+            Some(json!({ "quantity": 1.5 })),
+        )
+        .await;
+    assert_rest_error(&fraction, 400, "BAD_USER_INPUT");
+    assert!(
+        fraction.body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid request body: quantity:"),
+        "{:#}",
+        fraction.body
+    );
+    assert_eq!(app.product(&id).await["stock"], 10);
+    let created = app
+        .graphql("{ productBySku(sku: \"ARR-2\") { id } }", json!({}))
+        .await;
+    assert_eq!(
+        created["data"]["productBySku"],
+        Value::Null,
+        "nothing was created"
+    );
 }
