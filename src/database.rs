@@ -82,12 +82,22 @@ impl WriteTransaction {
     /// then it rolls back and fails with `TIMEOUT`, so a request answered `TIMEOUT` never
     /// changed anything.
     pub async fn commit(self) -> Result<()> {
-        if let Some(gate) = CommitGate::current()
-            && !gate.enter_commit()
-        {
+        self.claim_commit()?;
+        self.commit_claimed().await
+    }
+
+    /// The first half of [`commit`](WriteTransaction::commit), for a caller that commits from
+    /// another task: `TIMEOUT` if the request this task serves may no longer commit.
+    pub fn claim_commit(&self) -> Result<()> {
+        match CommitGate::current() {
             // Dropping the transaction rolls it back.
-            return Err(Error::Timeout);
+            Some(gate) if !gate.enter_commit() => Err(Error::Timeout),
+            _ => Ok(()),
         }
+    }
+
+    /// The second half of [`commit`](WriteTransaction::commit): commits without asking again.
+    pub async fn commit_claimed(self) -> Result<()> {
         Ok(self.transaction.commit().await?)
     }
 }

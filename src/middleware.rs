@@ -44,20 +44,19 @@ pub async fn enforce_deadline(
 /// In open mode (no authentication), refuses requests whose `Host` is not a loopback name, so
 /// that a web page cannot reach the server through a DNS name it rebinds to 127.0.0.1.
 pub async fn loopback_hosts_only(request: Request, next: Next) -> Response {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| request.uri().host().map(str::to_owned));
+    // A `Host` that is not text at all names no loopback either.
+    let host = match request.headers().get(header::HOST) {
+        Some(host) => host.to_str().ok().map(str::to_owned),
+        None => Some(request.uri().host().unwrap_or_default().to_owned()),
+    };
     match host {
-        Some(host) if !is_loopback_host(&host) => {
-            Endpoint::of(request.uri()).error(Error::Forbidden(format!(
-                "this server runs without authentication and answers only requests addressed to \
-                 a loopback name (localhost, 127.0.0.1, [::1]), not '{host}'"
-            )))
-        }
-        _ => next.run(request).await,
+        // No `Host` at all: not a browser (every browser sends one), so no rebinding either.
+        Some(host) if host.is_empty() || is_loopback_host(&host) => next.run(request).await,
+        _ => Endpoint::of(request.uri()).error(Error::Forbidden(
+            "this server runs without authentication and answers only requests addressed to a \
+             loopback name (localhost, 127.0.0.1, [::1])"
+                .to_owned(),
+        )),
     }
 }
 

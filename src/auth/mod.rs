@@ -131,7 +131,8 @@ impl Authenticator {
                 subject: claims.sub,
                 role: claims.role,
             },
-            Some(UNIX_EPOCH + Duration::from_secs(claims.exp)),
+            // An `exp` beyond what the clock can represent never comes: no expiry.
+            UNIX_EPOCH.checked_add(Duration::from_secs(claims.exp)),
         ))
     }
 }
@@ -162,6 +163,30 @@ mod tests {
                 role: Role::Manager
             }
         );
+    }
+
+    #[test]
+    fn a_token_whose_expiry_no_clock_can_reach_never_expires_and_does_not_panic() {
+        let claims = token::Claims {
+            sub: "forever".into(),
+            role: Role::Viewer,
+            exp: u64::MAX,
+            iat: None,
+            iss: Some("stockroom".into()),
+            aud: Some(token::Audience::One("inventory".into())),
+        };
+        let secret = settings().secret.unwrap();
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+        )
+        .unwrap();
+        let caller = Authenticator::new(&settings())
+            .authenticate(Some(&format!("Bearer {token}")))
+            .unwrap();
+        assert_eq!(caller.actor().unwrap().subject, "forever");
+        assert_eq!(caller.expires_at(), None);
     }
 
     #[test]

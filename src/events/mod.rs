@@ -115,13 +115,23 @@ impl EventBus {
                 transaction.commit().await
             }
             Delivery::InProcess { commit_order } => {
-                let _in_order = commit_order.lock().await;
-                transaction.commit().await?;
-                for event in events {
-                    // An error only means nobody is subscribed right now.
-                    let _ = self.sender.send(BusMessage::Event(Arc::new(event)));
-                }
-                Ok(())
+                transaction.claim_commit()?;
+                let commit_order = commit_order.clone();
+                let sender = self.sender.clone();
+                // The commit and its broadcast run as a task of their own: a caller that stops
+                // waiting (its client hung up) must not leave a committed change without its
+                // events.
+                tokio::spawn(async move {
+                    let _in_order = commit_order.lock().await;
+                    transaction.commit_claimed().await?;
+                    for event in events {
+                        // An error only means nobody is subscribed right now.
+                        let _ = sender.send(BusMessage::Event(Arc::new(event)));
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(Error::internal)?
             }
         }
     }

@@ -115,8 +115,174 @@ pub async fn graphql_post(
             ),
         );
     }
-    let response = schema.execute_batch(batch.data(caller)).await;
+    let documents = documents_of(&batch);
+    let response = match schema.execute_batch(batch.data(caller)).await {
+        BatchResponse::Single(mut response) => {
+            if let Some((query, operation)) = documents.first() {
+                null_failed_root_fields(&mut response, query, operation.as_deref());
+            }
+            BatchResponse::Single(response)
+        }
+        BatchResponse::Batch(responses) => BatchResponse::Batch(
+            responses
+                .into_iter()
+                .zip(&documents)
+                .map(|(mut response, (query, operation))| {
+                    null_failed_root_fields(&mut response, query, operation.as_deref());
+                    response
+                })
+                .collect(),
+        ),
+    };
     respond(media, response, &headers)
+}
+
+/// Each request's document and operation name, kept for [`null_failed_root_fields`].
+fn documents_of(batch: &BatchRequest) -> Vec<(String, Option<String>)> {
+    batch
+        .iter()
+        .map(|request| (request.query.clone(), request.operation_name.clone()))
+        .collect()
+}
+
+/// Root fields declared non-null (`type.field`), read once from the schema.
+static NON_NULL_ROOT_FIELDS: std::sync::LazyLock<std::collections::HashSet<String>> =
+    std::sync::LazyLock::new(|| {
+        use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+        let Ok(schema) = async_graphql::parser::parse_schema(super::sdl()) else {
+            return Default::default();
+        };
+        schema
+            .definitions
+            .iter()
+            .filter_map(|definition| match definition {
+                TypeSystemDefinition::Type(definition) => Some(&definition.node),
+                _ => None,
+            })
+            .filter(|definition| ["Query", "Mutation"].contains(&definition.name.node.as_str()))
+            .flat_map(|definition| match &definition.kind {
+                TypeKind::Object(object) => object
+                    .fields
+                    .iter()
+                    .filter(|field| !field.node.ty.node.nullable)
+                    .map(|field| format!("{}.{}", definition.name.node, field.node.name.node))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    });
+
+/// Makes a failed root field what the GraphQL specification says: present as `null` when its
+/// type is nullable (every mutation's is, so one failing mutation leaves the others' results),
+/// and the whole of `data` `null` when it is not. (The executor leaves a failed field out.)
+fn null_failed_root_fields(
+    response: &mut async_graphql::Response,
+    query: &str,
+    operation_name: Option<&str>,
+) {
+    let failed_keys: Vec<String> = response
+        .errors
+        .iter()
+        .filter_map(|error| match error.path.as_slice() {
+            [async_graphql::PathSegment::Field(key)] => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    if failed_keys.is_empty() {
+        return;
+    }
+    // The executor answers `data: null` when no root field succeeded.
+    if response.data == async_graphql::Value::Null {
+        response.data = async_graphql::Value::Object(Default::default());
+    }
+    let async_graphql::Value::Object(data) = &mut response.data else {
+        return;
+    };
+    let missing: Vec<String> = failed_keys
+        .into_iter()
+        .filter(|key| !data.contains_key(key.as_str()))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let Some((root_type, fields)) = root_fields_by_key(query, operation_name) else {
+        response.data = async_graphql::Value::Null;
+        return;
+    };
+    for key in missing {
+        let field = fields.get(&key).map_or(key.as_str(), String::as_str);
+        if NON_NULL_ROOT_FIELDS.contains(&format!("{root_type}.{field}")) {
+            response.data = async_graphql::Value::Null;
+            return;
+        }
+        data.insert(async_graphql::Name::new(key), async_graphql::Value::Null);
+    }
+}
+
+/// The root type an operation runs on and its root fields by response key (alias or name),
+/// through fragments.
+fn root_fields_by_key(
+    query: &str,
+    operation_name: Option<&str>,
+) -> Option<(&'static str, std::collections::HashMap<String, String>)> {
+    use async_graphql::parser::types::{DocumentOperations, Selection, SelectionSet};
+    fn collect(
+        set: &SelectionSet,
+        document: &async_graphql::parser::types::ExecutableDocument,
+        fields: &mut std::collections::HashMap<String, String>,
+        depth: usize,
+    ) {
+        if depth > 32 {
+            return;
+        }
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.to_string();
+                    let key = field
+                        .node
+                        .alias
+                        .as_ref()
+                        .map_or_else(|| name.clone(), |alias| alias.node.to_string());
+                    fields.insert(key, name);
+                }
+                Selection::InlineFragment(inline) => {
+                    collect(&inline.node.selection_set.node, document, fields, depth + 1);
+                }
+                Selection::FragmentSpread(spread) => {
+                    if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
+                    {
+                        collect(
+                            &fragment.node.selection_set.node,
+                            document,
+                            fields,
+                            depth + 1,
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let document = async_graphql::parser::parse_query(query).ok()?;
+    let operation = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(operation), _) => &operation.node,
+        (DocumentOperations::Multiple(operations), Some(name)) => {
+            &operations
+                .iter()
+                .find(|(key, _)| key.as_str() == name)?
+                .1
+                .node
+        }
+        (DocumentOperations::Multiple(operations), None) => &operations.values().next()?.node,
+    };
+    let root_type = match operation.ty {
+        OperationType::Query => "Query",
+        OperationType::Mutation => "Mutation",
+        OperationType::Subscription => "Subscription",
+    };
+    let mut fields = std::collections::HashMap::new();
+    collect(&operation.selection_set.node, &document, &mut fields, 0);
+    Some((root_type, fields))
 }
 
 /// `GET /graphql`: GraphiQL for a browser, or a query from the URL (`query`, `operationName`,
@@ -158,7 +324,9 @@ pub async fn graphql_get(
             "only queries may be sent with GET; send mutations and subscriptions with POST",
         );
     }
-    let response = schema.execute(request.data(caller)).await;
+    let (query, operation) = (request.query.clone(), request.operation_name.clone());
+    let mut response = schema.execute(request.data(caller)).await;
+    null_failed_root_fields(&mut response, &query, operation.as_deref());
     respond(media, BatchResponse::Single(response), &headers)
 }
 

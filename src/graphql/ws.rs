@@ -152,7 +152,11 @@ async fn serve(
             }
         };
         let closing = matches!(outgoing, Message::Close(_));
-        if sink.send(outgoing).await.is_err() || closing {
+        // A peer that takes nothing for a whole ping interval (its receive window full: it
+        // stopped reading) is gone as far as this server is concerned; waiting on it forever
+        // would also stop the pings and the init timeout from ever being checked again.
+        let sent = tokio::time::timeout(settings.ping_interval, sink.send(outgoing)).await;
+        if !matches!(sent, Ok(Ok(()))) || closing {
             break;
         }
     }

@@ -723,6 +723,29 @@ async fn open_mode_answers_only_requests_addressed_to_a_loopback_name(app: TestA
     ] {
         assert_eq!(send(host.clone()).await.status(), 200, "{host}");
     }
+    // A `Host` that is not text names no loopback either (raw bytes: no client library sends
+    // such a header).
+    let address = app.address.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let body =
+        r#"{"query":"mutation { createProduct(input: { name: \"X\", sku: \"HOST-1\" }) { id } }"}"#;
+    let mut head = format!(
+        "POST /graphql HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\nHost: evil.example",
+        body.len()
+    )
+    .into_bytes();
+    head.extend_from_slice(b"\xff\r\n\r\n");
+    head.extend_from_slice(body.as_bytes());
+    socket.write_all(&head).await.unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    let created = app
+        .graphql("{ productBySku(sku: \"HOST-1\") { id } }", json!({}))
+        .await;
+    assert_eq!(created["data"]["productBySku"], Value::Null);
 }
 
 async fn tokens_may_carry_a_list_of_audiences_but_no_control_characters_in_their_subject(

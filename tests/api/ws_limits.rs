@@ -154,3 +154,60 @@ async fn a_subscription_ends_when_the_token_it_was_opened_with_expires() {
     assert_eq!(complete["type"], "complete", "{complete}");
     wait_for_subscribers(&app, 0).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_stops_reading_is_disconnected_instead_of_blocking_forever() {
+    let app = spawn_app_with(Backend::Sqlite, &["--ws-ping-interval", "1s"]).await;
+    let id = crate::helpers::id_of(&app.create_product("Flood", "FLOOD-1", 1_000_000, 0).await);
+    // A client whose receive window is tiny, and which never reads after subscribing.
+    let address: std::net::SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let stream = socket.connect(address).await.unwrap();
+    let url = format!("{}/graphql/ws", app.address.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    socket
+        .send(Message::text(
+            json!({ "type": "connection_init" }).to_string(),
+        ))
+        .await
+        .unwrap();
+    let _ack = socket.next().await;
+    socket
+        .send(Message::text(
+            json!({ "id": "s", "type": "subscribe", "payload": { "query":
+                "subscription { stockChanged { id reason stockAfter product { id name sku } } }" } })
+            .to_string(),
+        ))
+        .await
+        .unwrap();
+    wait_for_subscribers(&app, 1).await;
+
+    // Far more than the socket buffers hold (about 6 MB of events): the server's writes to
+    // this client block, while the client keeps answering nothing.
+    let reason = "r".repeat(500);
+    let mutation = "mutation($id: ID!, $reason: String) { reduceStock(id: $id, quantity: 1, reason: $reason) { newStock } }";
+    futures::stream::iter(0..8000)
+        .map(|_| app.graphql(mutation, json!({ "id": id, "reason": reason })))
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+
+    // The server gives up on the client within a few ping intervals and frees its subscription.
+    let started = std::time::Instant::now();
+    while app.services().events().subscriber_count() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the stalled subscriber is still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(socket);
+}

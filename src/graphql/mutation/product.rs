@@ -17,10 +17,12 @@ impl ProductMutation {
         &self,
         ctx: &Context<'_>,
         input: CreateProductInput,
-    ) -> Result<Product> {
+    ) -> Result<Option<Product>> {
         let new = input.parse()?;
         let services = ctx.services()?;
-        Ok(Product(services.products.create(new, ctx.actor()?).await?))
+        Ok(Some(Product(
+            services.products.create(new, ctx.actor()?).await?,
+        )))
     }
 
     /// Changes a product's name, SKU or reorder level.
@@ -34,16 +36,16 @@ impl ProductMutation {
             desc = "Fail with VERSION_CONFLICT unless this is the product's current version."
         )]
         expected_version: Option<i32>,
-    ) -> Result<Product> {
+    ) -> Result<Option<Product>> {
         let id = parse_id(&id)?;
         let changes = input.parse()?;
         let services = ctx.services()?;
-        Ok(Product(
+        Ok(Some(Product(
             services
                 .products
                 .update(id, changes, expected_version)
                 .await?,
-        ))
+        )))
     }
 
     /// Soft-deletes a product: it reads as null and its SKU is free again; its ledger stays.
@@ -56,20 +58,20 @@ impl ProductMutation {
             desc = "Fail with VERSION_CONFLICT unless this is the product's current version."
         )]
         expected_version: Option<i32>,
-    ) -> Result<Product> {
+    ) -> Result<Option<Product>> {
         let id = parse_id(&id)?;
-        Ok(Product(
+        Ok(Some(Product(
             ctx.services()?
                 .products
                 .delete(id, expected_version)
                 .await?,
-        ))
+        )))
     }
 
     /// Brings back a soft-deleted product (a live product is returned unchanged).
     /// Errors: `BAD_USER_INPUT`, `NOT_FOUND`, `SKU_CONFLICT` when its SKU was taken meanwhile.
-    async fn restore_product(&self, ctx: &Context<'_>, id: ID) -> Result<Product> {
+    async fn restore_product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Product>> {
         let id = parse_id(&id)?;
-        Ok(Product(ctx.services()?.products.restore(id).await?))
+        Ok(Some(Product(ctx.services()?.products.restore(id).await?)))
     }
 }

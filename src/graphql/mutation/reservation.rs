@@ -30,7 +30,7 @@ impl ReservationMutation {
         #[graphql(desc = "Makes retries safe (see `reduceStock`).")] idempotency_key: Option<
             String,
         >,
-    ) -> Result<Reservation> {
+    ) -> Result<Option<Reservation>> {
         let request = ReserveRequest {
             product_id: parse_id(&product_id)?,
             quantity: Quantity::parse(quantity.into())?,
@@ -40,7 +40,7 @@ impl ReservationMutation {
         };
         let services = ctx.services()?;
         let reservation = services.reservations.reserve(request, ctx.actor()?).await?;
-        Ok(Reservation(reservation))
+        Ok(Some(Reservation(reservation)))
     }
 
     /// Takes the held units from stock (recording a `RESERVATION_COMMIT` movement). A
@@ -52,7 +52,7 @@ impl ReservationMutation {
         #[graphql(desc = "Makes retries safe (see `reduceStock`).")] idempotency_key: Option<
             String,
         >,
-    ) -> Result<Reservation> {
+    ) -> Result<Option<Reservation>> {
         resolve(ctx, &id, Resolution::Commit, idempotency_key).await
     }
 
@@ -65,7 +65,7 @@ impl ReservationMutation {
         #[graphql(desc = "Makes retries safe (see `reduceStock`).")] idempotency_key: Option<
             String,
         >,
-    ) -> Result<Reservation> {
+    ) -> Result<Option<Reservation>> {
         resolve(ctx, &id, Resolution::Release, idempotency_key).await
     }
 }
@@ -75,7 +75,7 @@ async fn resolve(
     id: &ID,
     resolution: Resolution,
     idempotency_key: Option<String>,
-) -> Result<Reservation> {
+) -> Result<Option<Reservation>> {
     let id = parse_id(id)?;
     let key = IdempotencyKey::parse(idempotency_key.as_deref())?;
     let services = ctx.services()?;
@@ -83,5 +83,5 @@ async fn resolve(
         .reservations
         .resolve(id, resolution, key, ctx.actor()?)
         .await?;
-    Ok(Reservation(reservation))
+    Ok(Some(Reservation(reservation)))
 }

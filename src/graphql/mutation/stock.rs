@@ -25,7 +25,7 @@ impl StockMutation {
             desc = "Makes retries safe: the same key with the same arguments returns the original result and changes nothing again; with other arguments it is IDEMPOTENCY_KEY_REUSED."
         )]
         idempotency_key: Option<String>,
-    ) -> Result<StockChange> {
+    ) -> Result<Option<StockChange>> {
         change_stock(
             ctx,
             StockDirection::Add,
@@ -50,7 +50,7 @@ impl StockMutation {
             desc = "Makes retries safe: the same key with the same arguments returns the original result and changes nothing again; with other arguments it is IDEMPOTENCY_KEY_REUSED."
         )]
         idempotency_key: Option<String>,
-    ) -> Result<StockChange> {
+    ) -> Result<Option<StockChange>> {
         change_stock(
             ctx,
             StockDirection::Reduce,
@@ -70,7 +70,7 @@ async fn change_stock(
     quantity: i32,
     reason: Option<String>,
     idempotency_key: Option<String>,
-) -> Result<StockChange> {
+) -> Result<Option<StockChange>> {
     let request = StockChangeRequest {
         product_id: parse_id(id)?,
         direction,
@@ -80,5 +80,5 @@ async fn change_stock(
     };
     let services = ctx.services()?;
     let change = services.stock.change(request, ctx.actor()?).await?;
-    Ok(StockChange(change))
+    Ok(Some(StockChange(change)))
 }
