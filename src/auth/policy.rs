@@ -17,6 +17,8 @@ pub const POLICY: &[(&str, Role)] = &[
     ("stockMovements", Role::Viewer),
     ("verifyLedger", Role::Admin),
     ("reservation", Role::Viewer),
+    ("node", Role::Viewer),
+    ("nodes", Role::Viewer),
     // Mutations
     ("createProduct", Role::Manager),
     ("updateProduct", Role::Manager),

@@ -27,6 +27,7 @@ pub struct Query(
     query::MovementQuery,
     query::LedgerQuery,
     query::ReservationQuery,
+    query::NodeQuery,
 );
 
 /// Every mutation, merged from the per-domain roots.

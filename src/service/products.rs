@@ -165,6 +165,15 @@ impl ProductService {
             .await?)
     }
 
+    /// Live products by id, in one query (missing and deleted ones are simply absent).
+    pub async fn find_many(&self, ids: &[Uuid]) -> Result<Vec<product::Model>> {
+        Ok(product::Entity::find()
+            .filter(Column::Id.is_in(ids.iter().copied()))
+            .filter(Column::DeletedAt.is_null())
+            .all(self.database.connection())
+            .await?)
+    }
+
     /// Products by id, deleted or not, in one query (missing ids are simply absent).
     pub async fn find_many_including_deleted(&self, ids: &[Uuid]) -> Result<Vec<product::Model>> {
         Ok(product::Entity::find()

@@ -69,6 +69,14 @@ impl ReservationService {
             .await?)
     }
 
+    /// Reservations by id, in one query (missing ones are simply absent).
+    pub async fn find_many(&self, ids: &[Uuid]) -> Result<Vec<reservation::Model>> {
+        Ok(reservation::Entity::find()
+            .filter(Column::Id.is_in(ids.iter().copied()))
+            .all(self.database.connection())
+            .await?)
+    }
+
     /// Holds units of a product. Only available units (stock less what is already reserved)
     /// can be held: `INSUFFICIENT_STOCK` otherwise.
     pub async fn reserve(

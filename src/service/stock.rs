@@ -229,6 +229,14 @@ impl StockService {
         Ok(query.limit(limit).all(self.database.connection()).await?)
     }
 
+    /// Movements by id, in one query (missing ones are simply absent).
+    pub async fn find_movements(&self, ids: &[Uuid]) -> Result<Vec<stock_movement::Model>> {
+        Ok(stock_movement::Entity::find()
+            .filter(stock_movement::Column::Id.is_in(ids.iter().copied()))
+            .all(self.database.connection())
+            .await?)
+    }
+
     /// How many movements the ledger holds, for one product or in all.
     pub async fn count_movements(&self, product_id: Option<Uuid>) -> Result<u64> {
         let mut query = stock_movement::Entity::find();

@@ -16,6 +16,7 @@ mod metrics;
 mod pagination;
 mod postgres_server;
 mod products;
+mod relay;
 mod reservations;
 mod rest;
 mod schema;

@@ -2,10 +2,12 @@
 
 mod ledger;
 mod movement;
+mod node;
 mod product;
 mod reservation;
 
 pub use ledger::LedgerQuery;
 pub use movement::MovementQuery;
+pub use node::NodeQuery;
 pub use product::ProductQuery;
 pub use reservation::ReservationQuery;

@@ -2,6 +2,7 @@
 
 mod event;
 mod movement;
+mod node;
 mod pagination;
 mod product;
 mod reservation;
@@ -9,6 +10,7 @@ mod stock_change;
 
 pub use event::LowStockEvent;
 pub use movement::{MovementKind, StockMovement, StockMovementConnection, StockMovementEdge};
+pub use node::Node;
 pub use pagination::{
     Cursor, MovementCursor, PageInfo, PageRequest, ProductCursor, finish_page, page_cost,
 };

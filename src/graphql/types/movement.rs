@@ -36,7 +36,7 @@ impl StockMovement {
 #[Object]
 impl StockMovement {
     /// Its id (a time-ordered UUID).
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.movement.id.to_string())
     }
 

@@ -16,7 +16,7 @@ pub struct Product(pub product::Model);
 #[Object]
 impl Product {
     /// Its id (a time-ordered UUID).
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 
@@ -107,6 +107,8 @@ impl From<StockStatus> for service::StockStatus {
 /// A product's stock at a glance.
 #[derive(SimpleObject)]
 pub struct ProductStatus {
+    /// The product's id, so that a normalized client cache can store the status with it.
+    pub id: ID,
     /// Its SKU.
     pub sku: String,
     /// Units on hand.
@@ -121,6 +123,7 @@ impl ProductStatus {
     /// The status of a stored product.
     pub fn of(product: &product::Model) -> crate::error::Result<Self> {
         Ok(Self {
+            id: ID(product.id.to_string()),
             sku: product.sku.clone(),
             stock: to_int(product.stock)?,
             reorder_level: to_int(product.reorder_level)?,

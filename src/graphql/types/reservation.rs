@@ -14,7 +14,7 @@ pub struct Reservation(pub reservation::Model);
 #[Object]
 impl Reservation {
     /// Its id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 

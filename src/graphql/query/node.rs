@@ -1,0 +1,92 @@
+//! Relay object identification: any object by its id, whatever its type.
+
+use std::collections::HashMap;
+
+use async_graphql::{Context, ID, Object, Result};
+use uuid::Uuid;
+
+use crate::entity::{product, reservation, stock_movement};
+use crate::error::Error;
+use crate::graphql::context::ContextExt;
+use crate::graphql::types::{Node, Product, Reservation, StockMovement, parse_id};
+
+/// Most ids one `nodes` call may ask for.
+const MAX_NODES: usize = 100;
+
+/// Objects by id.
+#[derive(Default)]
+pub struct NodeQuery;
+
+#[Object]
+impl NodeQuery {
+    /// The object with this id, whatever its type (`Product`, `StockMovement`, `Reservation`);
+    /// null when nothing (or a deleted product) has it.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
+        Ok(find_nodes(ctx, &[id]).await?.pop().flatten())
+    }
+
+    /// The objects with these ids (at most 100), in the same order; null for each id that names
+    /// nothing. At most one query per type, however many ids.
+    #[graphql(complexity = "1 + ids.len().max(1) * child_complexity")]
+    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<Option<Node>>> {
+        if ids.len() > MAX_NODES {
+            return Err(Error::bad_input(format!(
+                "nodes takes at most {MAX_NODES} ids (got {})",
+                ids.len()
+            ))
+            .into());
+        }
+        find_nodes(ctx, &ids).await
+    }
+}
+
+/// A found object, before it becomes a `Node` (models are cheap to clone for an id asked twice).
+#[derive(Clone)]
+enum Found {
+    Product(product::Model),
+    Movement(stock_movement::Model),
+    Reservation(reservation::Model),
+}
+
+impl From<Found> for Node {
+    fn from(found: Found) -> Self {
+        match found {
+            Found::Product(product) => Node::Product(Product(product)),
+            Found::Movement(movement) => Node::StockMovement(StockMovement::new(movement)),
+            Found::Reservation(reservation) => Node::Reservation(Reservation(reservation)),
+        }
+    }
+}
+
+/// Looks the ids up type by type, asking each next type only for the ids not found yet.
+async fn find_nodes(ctx: &Context<'_>, ids: &[ID]) -> Result<Vec<Option<Node>>> {
+    let wanted: Vec<Uuid> = ids.iter().map(parse_id).collect::<Result<_, _>>()?;
+    let services = ctx.services()?;
+    let mut found: HashMap<Uuid, Found> = HashMap::new();
+    let missing = |found: &HashMap<Uuid, Found>| -> Vec<Uuid> {
+        wanted
+            .iter()
+            .filter(|id| !found.contains_key(id))
+            .copied()
+            .collect()
+    };
+    for product in services.products.find_many(&wanted).await? {
+        found.insert(product.id, Found::Product(product));
+    }
+    let rest = missing(&found);
+    if !rest.is_empty() {
+        for movement in services.stock.find_movements(&rest).await? {
+            found.insert(movement.id, Found::Movement(movement));
+        }
+    }
+    let rest = missing(&found);
+    if !rest.is_empty() {
+        for reservation in services.reservations.find_many(&rest).await? {
+            found.insert(reservation.id, Found::Reservation(reservation));
+        }
+    }
+    Ok(wanted
+        .iter()
+        .map(|id| found.get(id).cloned().map(Node::from))
+        .collect())
+}
