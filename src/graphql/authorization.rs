@@ -7,18 +7,16 @@
 //! WebSocket) all pass here; introspection fields (`__schema`, `__type`, `__typename`) are
 //! governed by `--no-introspection` instead.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
     NextValidation,
 };
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
-};
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, ServerError, ServerResult, ValidationResult, Variables};
 
+use super::document::{root_fields, selected_operation};
 use super::errors::mark_document_errors;
 use crate::auth::{Caller, policy};
 
@@ -62,9 +60,9 @@ impl Extension for RootFieldPolicyExtension {
         let operation_name = lock(&self.operation_name).clone();
         // A document whose operation cannot be found runs nothing: execution reports that.
         if let Some(operation) = selected_operation(&document, operation_name.as_deref()) {
-            *lock(&self.root_fields) = root_fields(&operation.selection_set.node, &document)
+            *lock(&self.root_fields) = root_fields(operation, &document)
                 .into_iter()
-                .map(str::to_owned)
+                .map(|field| field.name.to_owned())
                 .collect();
         }
         Ok(document)
@@ -97,55 +95,6 @@ impl Extension for RootFieldPolicyExtension {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The operation a request runs: the named one, or the only one.
-fn selected_operation<'a>(
-    document: &'a ExecutableDocument,
-    name: Option<&str>,
-) -> Option<&'a OperationDefinition> {
-    match (&document.operations, name) {
-        (DocumentOperations::Single(operation), _) => Some(&operation.node),
-        (DocumentOperations::Multiple(operations), Some(name)) => operations
-            .iter()
-            .find(|(operation_name, _)| operation_name.as_str() == name)
-            .map(|(_, operation)| &operation.node),
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            operations.values().next().map(|operation| &operation.node)
-        }
-        (DocumentOperations::Multiple(_), None) => None,
-    }
-}
-
-/// The names of the root fields an operation selects, through fragments and inline fragments
-/// (each named fragment entered once).
-fn root_fields<'a>(set: &'a SelectionSet, document: &'a ExecutableDocument) -> Vec<&'a str> {
-    fn collect<'a>(
-        set: &'a SelectionSet,
-        document: &'a ExecutableDocument,
-        entered: &mut HashSet<&'a str>,
-        fields: &mut Vec<&'a str>,
-    ) {
-        for selection in &set.items {
-            match &selection.node {
-                Selection::Field(field) => fields.push(field.node.name.node.as_str()),
-                Selection::InlineFragment(inline) => {
-                    collect(&inline.node.selection_set.node, document, entered, fields);
-                }
-                Selection::FragmentSpread(spread) => {
-                    let name = &spread.node.fragment_name.node;
-                    if let Some(fragment) = document.fragments.get(name)
-                        && entered.insert(name.as_str())
-                    {
-                        collect(&fragment.node.selection_set.node, document, entered, fields);
-                    }
-                }
-            }
-        }
-    }
-    let mut fields = Vec::new();
-    collect(set, document, &mut HashSet::new(), &mut fields);
-    fields
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value};
 
+use super::document::{root_fields, selected_operation};
 use super::errors::{REQUEST_ERROR_CODES, SYSTEM_FAILURE_CODES};
 use super::{AppSchema, GraphqlSettings};
 use crate::auth::Authenticator;
@@ -219,69 +220,22 @@ fn null_failed_root_fields(
     }
 }
 
-/// The root type an operation runs on and its root fields by response key (alias or name),
-/// through fragments.
+/// The root type an operation runs on and its root fields by response key.
 fn root_fields_by_key(
     query: &str,
     operation_name: Option<&str>,
 ) -> Option<(&'static str, std::collections::HashMap<String, String>)> {
-    use async_graphql::parser::types::{DocumentOperations, Selection, SelectionSet};
-    fn collect(
-        set: &SelectionSet,
-        document: &async_graphql::parser::types::ExecutableDocument,
-        fields: &mut std::collections::HashMap<String, String>,
-        depth: usize,
-    ) {
-        if depth > 32 {
-            return;
-        }
-        for selection in &set.items {
-            match &selection.node {
-                Selection::Field(field) => {
-                    let name = field.node.name.node.to_string();
-                    let key = field
-                        .node
-                        .alias
-                        .as_ref()
-                        .map_or_else(|| name.clone(), |alias| alias.node.to_string());
-                    fields.insert(key, name);
-                }
-                Selection::InlineFragment(inline) => {
-                    collect(&inline.node.selection_set.node, document, fields, depth + 1);
-                }
-                Selection::FragmentSpread(spread) => {
-                    if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
-                    {
-                        collect(
-                            &fragment.node.selection_set.node,
-                            document,
-                            fields,
-                            depth + 1,
-                        );
-                    }
-                }
-            }
-        }
-    }
     let document = async_graphql::parser::parse_query(query).ok()?;
-    let operation = match (&document.operations, operation_name) {
-        (DocumentOperations::Single(operation), _) => &operation.node,
-        (DocumentOperations::Multiple(operations), Some(name)) => {
-            &operations
-                .iter()
-                .find(|(key, _)| key.as_str() == name)?
-                .1
-                .node
-        }
-        (DocumentOperations::Multiple(operations), None) => &operations.values().next()?.node,
-    };
+    let operation = selected_operation(&document, operation_name)?;
     let root_type = match operation.ty {
         OperationType::Query => "Query",
         OperationType::Mutation => "Mutation",
         OperationType::Subscription => "Subscription",
     };
-    let mut fields = std::collections::HashMap::new();
-    collect(&operation.selection_set.node, &document, &mut fields, 0);
+    let fields = root_fields(operation, &document)
+        .into_iter()
+        .map(|field| (field.key.to_owned(), field.name.to_owned()))
+        .collect();
     Some((root_type, fields))
 }
 

@@ -12,6 +12,7 @@ use async_graphql::{ServerError, ServerResult, Variables};
 use async_graphql::parser::types::Field;
 use async_graphql_value::{ConstValue, Value};
 
+use super::document::root_fields;
 use super::errors::mark_document_errors;
 use crate::error::Error;
 
@@ -72,8 +73,7 @@ impl Extension for DocumentLimits {
             )));
         }
         for (_, operation) in document.operations.iter() {
-            let mut seen = HashSet::new();
-            let roots = count_root_fields(&operation.node.selection_set.node, &document, &mut seen);
+            let roots = root_fields(&operation.node, &document).len();
             if roots > self.max_root_fields {
                 return Err(refused(format!(
                     "an operation selects {roots} root fields; at most {} are allowed",
@@ -195,33 +195,6 @@ fn count_aliases(document: &ExecutableDocument) -> usize {
         .map(|fragment| in_set(&fragment.node.selection_set.node))
         .sum();
     operations + fragments
-}
-
-/// Root fields of one operation, looking through fragments (each fragment entered once, so a
-/// cycle cannot loop; validation refuses cycles later anyway).
-fn count_root_fields<'a>(
-    set: &'a SelectionSet,
-    document: &'a ExecutableDocument,
-    entered: &mut HashSet<&'a str>,
-) -> usize {
-    set.items
-        .iter()
-        .map(|selection| match &selection.node {
-            Selection::Field(_) => 1,
-            Selection::InlineFragment(inline) => {
-                count_root_fields(&inline.node.selection_set.node, document, entered)
-            }
-            Selection::FragmentSpread(spread) => {
-                let name = spread.node.fragment_name.node.as_str();
-                match document.fragments.get(&spread.node.fragment_name.node) {
-                    Some(fragment) if entered.insert(name) => {
-                        count_root_fields(&fragment.node.selection_set.node, document, entered)
-                    }
-                    _ => 0,
-                }
-            }
-        })
-        .sum()
 }
 
 /// How deep an operation goes: its nesting of the schema's own fields, and, apart from that, of

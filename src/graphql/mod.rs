@@ -2,6 +2,7 @@
 
 mod authorization;
 pub mod context;
+mod document;
 mod errors;
 mod http;
 mod limits;

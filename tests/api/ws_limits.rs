@@ -9,7 +9,7 @@ use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{Backend, TEST_SECRET, spawn_app_with, test_auth};
+use crate::helpers::{Backend, TEST_SECRET, spawn_app_with, spawn_secured_app, test_auth};
 use crate::ws::{Protocol, WsClient, wait_for_subscribers};
 
 /// Opens a raw `graphql-transport-ws` WebSocket to `address`.
@@ -108,18 +108,7 @@ async fn a_connection_may_run_only_as_many_subscriptions_as_configured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_ends_when_the_token_it_was_opened_with_expires() {
     let auth = test_auth();
-    let app = spawn_app_with(
-        Backend::Sqlite,
-        &[
-            "--jwt-secret",
-            TEST_SECRET,
-            "--jwt-issuer",
-            auth.issuer.as_deref().unwrap(),
-            "--jwt-audience",
-            auth.audience.as_deref().unwrap(),
-        ],
-    )
-    .await;
+    let app = spawn_secured_app(Backend::Sqlite).await;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
