@@ -2,8 +2,8 @@
 //! database, side by side in one run.
 //!
 //! Creates a fresh PostgreSQL database on the server at `--database-url` / `BENCH_DATABASE_URL`
-//! (default `postgres://postgres@127.0.0.1:5432`), seeds it, starts the real server in this
-//! process on 127.0.0.1 port 0, drives it with concurrent HTTP clients for a bounded time per
+//! (default `postgres://postgres@127.0.0.1:5432`), fills it with products, starts the real server
+//! in this process on 127.0.0.1 port 0, drives it with concurrent HTTP clients for a bounded time per
 //! scenario, and runs `pgbench` with the equivalent SQL on the same database as the reference.
 //! Prints one line per scenario and writes the same as JSON to `target/bench/load.json`.
 //! `--seconds N` sets each phase's length (default 8), `--only SCENARIO` runs one scenario;
@@ -389,7 +389,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_mb();
 
-    // Seed: one hot product, 10,000 spread products, 200,000 for deep pages.
+    // The data: one hot product, 10,000 spread products, 200,000 for deep pages.
     let database = sea_orm::Database::connect(&database_url).await.unwrap();
     for (group, count) in [(0u32, SPREAD_PRODUCTS), (1, DEEP_PRODUCTS)] {
         database

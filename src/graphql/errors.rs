@@ -3,7 +3,7 @@
 //! leave the server.
 //!
 //! Resolvers return domain [`Error`]s with `?`; async-graphql keeps the original error as the
-//! `source` of the GraphQL error, and [`ContractErrorCodes`] reads it back to set the code.
+//! `source` of the GraphQL error, and [`ErrorCodes`] reads it back to set the code.
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
 use async_graphql::futures_util::stream::{BoxStream, StreamExt};
@@ -16,16 +16,16 @@ use crate::events::SubscriptionLost;
 /// Sets `extensions.code` on every error of every response: the domain error's code when a
 /// resolver failed, else `BAD_USER_INPUT` (what remains are async-graphql's own parse,
 /// validation and input-coercion errors, which all mean the request itself was wrong).
-pub struct ContractErrorCodes;
+pub struct ErrorCodes;
 
-impl ExtensionFactory for ContractErrorCodes {
+impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ContractErrorCodes)
+        Arc::new(ErrorCodes)
     }
 }
 
 #[async_graphql::async_trait::async_trait]
-impl Extension for ContractErrorCodes {
+impl Extension for ErrorCodes {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         with_codes(next.run(ctx).await)
     }

@@ -97,7 +97,7 @@ fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         Mutation::default(),
         Subscription::default(),
     )
-    .extension(errors::ContractErrorCodes)
+    .extension(errors::ErrorCodes)
     .extension(authorization::RootFieldPolicy)
     .extension(metrics::OperationMetrics)
 }

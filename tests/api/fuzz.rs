@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, TestApp, spawn_app};
 
 /// The documented codes for these mutations' refusals.
-const CONTRACT_CODES: [&str; 6] = [
+const DOCUMENTED_CODES: [&str; 6] = [
     "BAD_USER_INPUT",
     "GRAPHQL_VALIDATION_FAILED",
     "NOT_FOUND",
@@ -70,7 +70,7 @@ fn check(response: &Value, what: &str) -> Result<(), TestCaseError> {
     if let Some(errors) = response.get("errors") {
         let code = errors[0]["extensions"]["code"].as_str().unwrap_or("<none>");
         prop_assert!(
-            CONTRACT_CODES.contains(&code),
+            DOCUMENTED_CODES.contains(&code),
             "{what} answered {code}: {response}"
         );
     }
@@ -133,11 +133,11 @@ fn fuzz(backend: Backend) {
 }
 
 #[test]
-fn random_input_gets_only_contract_errors_and_keeps_the_ledger_whole_on_sqlite() {
+fn random_input_gets_only_documented_errors_and_keeps_the_ledger_whole_on_sqlite() {
     fuzz(Backend::Sqlite);
 }
 
 #[test]
-fn random_input_gets_only_contract_errors_and_keeps_the_ledger_whole_on_postgres() {
+fn random_input_gets_only_documented_errors_and_keeps_the_ledger_whole_on_postgres() {
     fuzz(Backend::Postgres);
 }

@@ -545,7 +545,7 @@ impl TestApp {
     }
 }
 
-/// Asserts the contract's REST error: the status, and `{ "error": true, "message", "code" }`.
+/// Asserts the documented REST error: the status, and `{ "error": true, "message", "code" }`.
 pub fn assert_rest_error(response: &RestResponse, status: u16, code: &str) {
     assert_eq!(response.status, status, "body: {:#}", response.body);
     assert_eq!(response.body["error"], true, "body: {:#}", response.body);

@@ -19,8 +19,8 @@ on_both_backends!(
     status_reports_low_stock_when_the_reorder_level_exceeds_the_stock,
     updated_at_moves_on_every_stock_change,
     adding_past_the_stock_cap_is_refused_and_changes_nothing,
-    malformed_bodies_and_wrong_content_types_get_the_contract_body,
-    unknown_paths_and_methods_get_the_contract_body,
+    malformed_bodies_and_wrong_content_types_get_the_documented_body,
+    unknown_paths_and_methods_get_the_documented_body,
     a_hundred_concurrent_reductions_of_one_against_stock_30_let_exactly_30_succeed,
     changes_through_rest_and_graphql_share_one_ledger,
 );
@@ -252,7 +252,7 @@ async fn adding_past_the_stock_cap_is_refused_and_changes_nothing(app: TestApp) 
     assert_eq!(get_product(&app, &id).await.body, before);
 }
 
-async fn malformed_bodies_and_wrong_content_types_get_the_contract_body(app: TestApp) {
+async fn malformed_bodies_and_wrong_content_types_get_the_documented_body(app: TestApp) {
     let id = created_id(&app, "RAW-1", 10, 0).await;
     let cases = [
         (
@@ -293,7 +293,7 @@ async fn malformed_bodies_and_wrong_content_types_get_the_contract_body(app: Tes
     assert_eq!(get_product(&app, &id).await.body["stock"], 10);
 }
 
-async fn unknown_paths_and_methods_get_the_contract_body(app: TestApp) {
+async fn unknown_paths_and_methods_get_the_documented_body(app: TestApp) {
     let missing = app.rest(Method::GET, "/nowhere", None).await;
     assert_rest_error(&missing, 404, "NOT_FOUND");
 

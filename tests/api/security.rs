@@ -18,8 +18,8 @@ use crate::helpers::{
 use crate::ws::{Protocol, WsClient, wait_for_subscribers};
 
 on_both_backends!(secured:
-    every_mutation_allows_exactly_the_roles_the_contract_names_and_refusals_change_nothing,
-    every_rest_endpoint_allows_exactly_the_roles_the_contract_names,
+    every_mutation_allows_exactly_the_roles_the_policy_names_and_refusals_change_nothing,
+    every_rest_endpoint_allows_exactly_the_roles_the_policy_names,
     queries_need_a_token_and_any_role_reads,
     bad_tokens_are_unauthenticated_over_graphql_and_rest,
     movements_record_the_authenticated_subject_as_actor,
@@ -83,7 +83,7 @@ async fn snapshot(admin: &TestApp, id: &str) -> (Value, usize) {
     (product["data"].clone(), admin.movements(id).await.len())
 }
 
-async fn every_mutation_allows_exactly_the_roles_the_contract_names_and_refusals_change_nothing(
+async fn every_mutation_allows_exactly_the_roles_the_policy_names_and_refusals_change_nothing(
     app: TestApp,
 ) {
     let admin = as_caller(&app, Who::As(Role::Admin));
@@ -193,7 +193,7 @@ async fn every_mutation_allows_exactly_the_roles_the_contract_names_and_refusals
     }
 }
 
-async fn every_rest_endpoint_allows_exactly_the_roles_the_contract_names(app: TestApp) {
+async fn every_rest_endpoint_allows_exactly_the_roles_the_policy_names(app: TestApp) {
     let admin = as_caller(&app, Who::As(Role::Admin));
     let product = id_of(&admin.create_product("Rest", "REST-M", 100, 0).await);
     let endpoints: [(Method, String, Option<Value>, Role, u16); 5] = [

@@ -70,7 +70,7 @@ fn parse_ids(ids: Option<Vec<ID>>) -> Result<Option<HashSet<Uuid>>> {
 }
 
 /// The bus's events for the wanted products; a lost subscription becomes its last item, an
-/// error (mapped to a code by `ContractErrorCodes`). Over a WebSocket the subscription takes one
+/// error (mapped to a code by `ErrorCodes`). Over a WebSocket the subscription takes one
 /// of the connection's slots while it runs, and ends when the caller's token expires.
 fn events(
     ctx: &Context<'_>,
