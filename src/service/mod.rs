@@ -23,6 +23,16 @@ pub use crate::domain::Actor;
 use crate::database::Database;
 use crate::events::EventBus;
 
+/// Which way a keyset page goes from its cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageDirection {
+    /// The items after the cursor, in listing order.
+    Forward,
+    /// The items before the cursor, nearest first (the caller reverses them into listing
+    /// order).
+    Backward,
+}
+
 /// Every service, built once at start and shared by all transports.
 #[derive(Clone, Debug)]
 pub struct Services {

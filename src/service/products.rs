@@ -8,7 +8,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::locked::{MovementRecord, bump, lock_live_product, lock_product, record_movement};
-use super::{Actor, now};
+use super::{Actor, PageDirection, now};
 use crate::database::Database;
 use crate::domain::{ProductName, Sku, StockLevel, fold_case};
 use crate::entity::product::{self, Column};
@@ -192,24 +192,33 @@ impl ProductService {
             .await?)
     }
 
-    /// Up to `limit` products matching `filter`, in id order (creation order, as ids are
-    /// UUIDv7), starting after the product `after`. Keyset pagination: a page costs the same
-    /// at any depth and never skips or repeats a product when others are inserted meanwhile.
+    /// Up to `limit` products matching `filter` in id order (creation order, as ids are
+    /// UUIDv7): forward, the ones after the product `cursor`; backward, the ones before it,
+    /// nearest first. Keyset pagination: a page costs the same at any depth and never skips or
+    /// repeats a product when others are inserted meanwhile.
     pub async fn list(
         &self,
         filter: &ProductFilter,
-        after: Option<Uuid>,
+        cursor: Option<Uuid>,
+        direction: PageDirection,
         limit: u64,
     ) -> Result<Vec<product::Model>> {
         let mut query = filter.apply(product::Entity::find());
-        if let Some(after) = after {
-            query = query.filter(Column::Id.gt(after));
-        }
-        Ok(query
-            .order_by_asc(Column::Id)
-            .limit(limit)
-            .all(self.database.connection())
-            .await?)
+        query = match direction {
+            PageDirection::Forward => {
+                if let Some(after) = cursor {
+                    query = query.filter(Column::Id.gt(after));
+                }
+                query.order_by_asc(Column::Id)
+            }
+            PageDirection::Backward => {
+                if let Some(before) = cursor {
+                    query = query.filter(Column::Id.lt(before));
+                }
+                query.order_by_desc(Column::Id)
+            }
+        };
+        Ok(query.limit(limit).all(self.database.connection()).await?)
     }
 
     /// How many products match `filter`.

@@ -11,13 +11,13 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::Actor;
 use super::coalescing::Coalescer;
 use super::idempotency::{IdempotentRequest, run_write};
 use super::locked::{
     MovementRecord, StockChange, bump, checked_stock, lock_live_product, record_movement,
     sweep_expired,
 };
+use super::{Actor, PageDirection};
 use crate::database::Database;
 use crate::domain::{IdempotencyKey, Quantity, Reason};
 use crate::entity::product;
@@ -201,29 +201,42 @@ impl StockService {
         result
     }
 
-    /// Up to `limit` movements, newest first, starting after `after`. With `product_id`,
-    /// that product's history in exact commit order; without, the whole ledger.
+    /// Up to `limit` movements in listing order, newest first: forward, the ones after
+    /// `cursor` (older); backward, the ones before it (newer), nearest first. With
+    /// `product_id`, that product's history in exact commit order; without, the whole ledger.
     pub async fn movements(
         &self,
         product_id: Option<Uuid>,
-        after: Option<MovementPosition>,
+        cursor: Option<MovementPosition>,
+        direction: PageDirection,
         limit: u64,
     ) -> Result<Vec<stock_movement::Model>> {
+        use sea_orm::Order;
         use stock_movement::Column;
+        let backward = direction == PageDirection::Backward;
+        let order = if backward { Order::Asc } else { Order::Desc };
         let mut query = stock_movement::Entity::find();
         query = match product_id {
             Some(product_id) => {
                 query = query.filter(Column::ProductId.eq(product_id));
-                if let Some(after) = after {
-                    query = query.filter(Column::ProductVersion.lt(after.product_version));
+                if let Some(cursor) = cursor {
+                    query = query.filter(if backward {
+                        Column::ProductVersion.gt(cursor.product_version)
+                    } else {
+                        Column::ProductVersion.lt(cursor.product_version)
+                    });
                 }
-                query.order_by_desc(Column::ProductVersion)
+                query.order_by(Column::ProductVersion, order)
             }
             None => {
-                if let Some(after) = after {
-                    query = query.filter(Column::Id.lt(after.id));
+                if let Some(cursor) = cursor {
+                    query = query.filter(if backward {
+                        Column::Id.gt(cursor.id)
+                    } else {
+                        Column::Id.lt(cursor.id)
+                    });
                 }
-                query.order_by_desc(Column::Id)
+                query.order_by(Column::Id, order)
             }
         };
         Ok(query.limit(limit).all(self.database.connection()).await?)

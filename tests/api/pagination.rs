@@ -9,6 +9,7 @@ use crate::helpers::{Backend, TestApp, assert_error, assert_no_errors, id_of, sp
 
 on_both_backends!(
     walking_every_page_sees_each_product_once_in_a_stable_order_while_others_are_inserted,
+    paging_backward_with_last_and_before_sees_the_same_items_in_the_same_order,
     page_size_defaults_to_20_and_is_capped_at_100,
     malformed_cursors_and_negative_page_sizes_are_bad_input,
     search_matches_name_or_sku_in_any_case_and_treats_wildcards_literally,
@@ -246,4 +247,83 @@ async fn a_page_of_movements_with_their_products_takes_a_fixed_number_of_queries
 async fn a_page_of_movements_with_their_products_takes_a_fixed_number_of_queries_on_postgres() {
     a_page_of_movements_with_their_products_takes_a_fixed_number_of_queries(Backend::Postgres)
         .await;
+}
+
+/// Every page of `query`'s connection `field`, paging backward from the end with `last` /
+/// `before`: the items in listing order, and the number of pages.
+async fn walk_backward(app: &TestApp, query: &str, field: &str, variables: Value) -> Vec<String> {
+    let mut pages: Vec<Vec<String>> = Vec::new();
+    let mut before = Value::Null;
+    loop {
+        let mut variables = variables.clone();
+        variables["before"] = before.clone();
+        let response = app.graphql(query, variables).await;
+        assert_no_errors(&response);
+        let page = &response["data"][field];
+        let ids: Vec<String> = page["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|node| node["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(page["pageInfo"]["hasNextPage"], !before.is_null());
+        pages.push(ids);
+        if !page["pageInfo"]["hasPreviousPage"].as_bool().unwrap() {
+            break;
+        }
+        before = page["pageInfo"]["startCursor"].clone();
+    }
+    pages.into_iter().rev().flatten().collect()
+}
+
+async fn paging_backward_with_last_and_before_sees_the_same_items_in_the_same_order(app: TestApp) {
+    create_many(&app, "B", 45).await;
+    let forward = app
+        .graphql("{ products(first: 100) { nodes { id } } }", json!({}))
+        .await;
+    let forward: Vec<String> = forward["data"]["products"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| node["id"].as_str().unwrap().to_owned())
+        .collect();
+
+    let backward = walk_backward(
+        &app,
+        "query($before: String) { products(last: 10, before: $before) {
+            nodes { id } pageInfo { hasNextPage hasPreviousPage startCursor } } }",
+        "products",
+        json!({}),
+    )
+    .await;
+    assert_eq!(backward, forward);
+
+    // The ledger too, newest first: backward from the oldest end gives the same order.
+    let id = forward[0].clone();
+    for _ in 0..12 {
+        assert_no_errors(&app.add_stock(&id, 1).await);
+    }
+    let newest_first: Vec<String> = app
+        .movements(&id)
+        .await
+        .iter()
+        .map(|movement| movement["id"].as_str().unwrap().to_owned())
+        .collect();
+    let ledger = walk_backward(
+        &app,
+        "query($id: ID!, $before: String) { stockMovements(productId: $id, last: 5, before: $before) {
+            nodes { id } pageInfo { hasNextPage hasPreviousPage startCursor } } }",
+        "stockMovements",
+        json!({ "id": id }),
+    )
+    .await;
+    assert_eq!(ledger, newest_first);
+
+    let mixed = app
+        .graphql(
+            "{ products(first: 2, last: 2) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_error(&mixed, "BAD_USER_INPUT");
 }

@@ -4,8 +4,8 @@ use async_graphql::{Context, ID, Object, Result};
 
 use crate::graphql::context::ContextExt;
 use crate::graphql::types::{
-    Cursor, MovementCursor, PageRequest, StockMovement, StockMovementConnection, StockMovementEdge,
-    finish_page, page_cost, parse_id,
+    Cursor, MovementCursor, PageArguments, PageRequest, StockMovement, StockMovementConnection,
+    StockMovementEdge, finish_page, page_cost, parse_id,
 };
 
 /// Reading the stock ledger.
@@ -16,7 +16,7 @@ pub struct MovementQuery;
 impl MovementQuery {
     /// The audit trail of stock movements, newest first: of one product (in exact commit order)
     /// or of all products.
-    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
     async fn stock_movements(
         &self,
         ctx: &Context<'_>,
@@ -25,15 +25,25 @@ impl MovementQuery {
         #[graphql(desc = "Page size: 20 when omitted, at most 100.")] first: Option<i32>,
         #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
+        #[graphql(desc = "Page backward: this many items, 20 when omitted, at most 100.")]
+        last: Option<i32>,
+        #[graphql(desc = "Page backward: the items before this cursor (a page's `startCursor`).")]
+        before: Option<String>,
     ) -> Result<StockMovementConnection> {
         let product_id = product_id.as_ref().map(parse_id).transpose()?;
-        let page = PageRequest::<MovementCursor>::parse(first, after.as_deref())?;
+        let page = PageRequest::<MovementCursor>::parse(PageArguments {
+            first,
+            after: after.as_deref(),
+            last,
+            before: before.as_deref(),
+        })?;
         let mut movements = ctx
             .services()?
             .stock
             .movements(
                 product_id,
-                page.after.as_ref().map(|cursor| cursor.0),
+                page.cursor.as_ref().map(|cursor| cursor.0),
+                page.direction,
                 page.size + 1,
             )
             .await?;

@@ -4,8 +4,8 @@ use async_graphql::{Context, ID, Object, Result};
 
 use crate::graphql::context::ContextExt;
 use crate::graphql::types::{
-    Cursor, PageRequest, Product, ProductConnection, ProductCursor, ProductEdge, ProductStatus,
-    StockStatus, finish_page, page_cost, parse_id,
+    Cursor, PageArguments, PageRequest, Product, ProductConnection, ProductCursor, ProductEdge,
+    ProductStatus, StockStatus, finish_page, page_cost, parse_id,
 };
 use crate::service::ProductFilter;
 
@@ -32,19 +32,30 @@ impl ProductQuery {
     }
 
     /// Products in creation order, a page at a time.
-    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
+    // Each parameter is one of the field's GraphQL arguments.
+    #[allow(clippy::too_many_arguments)]
     async fn products(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Page size: 20 when omitted, at most 100.")] first: Option<i32>,
         #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
         after: Option<String>,
+        #[graphql(desc = "Page backward: this many items, 20 when omitted, at most 100.")]
+        last: Option<i32>,
+        #[graphql(desc = "Page backward: the items before this cursor (a page's `startCursor`).")]
+        before: Option<String>,
         #[graphql(desc = "Only products whose name or SKU contains this text, in any case.")]
         search: Option<String>,
         #[graphql(desc = "Only products with this status.")] status: Option<StockStatus>,
         #[graphql(desc = "Also list soft-deleted products.")] include_deleted: Option<bool>,
     ) -> Result<ProductConnection> {
-        let page = PageRequest::<ProductCursor>::parse(first, after.as_deref())?;
+        let page = PageRequest::<ProductCursor>::parse(PageArguments {
+            first,
+            after: after.as_deref(),
+            last,
+            before: before.as_deref(),
+        })?;
         let filter = ProductFilter {
             search,
             status: status.map(Into::into),
@@ -55,7 +66,8 @@ impl ProductQuery {
             .products
             .list(
                 &filter,
-                page.after.as_ref().map(|cursor| cursor.0),
+                page.cursor.as_ref().map(|cursor| cursor.0),
+                page.direction,
                 page.size + 1,
             )
             .await?;

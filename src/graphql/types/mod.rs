@@ -12,7 +12,8 @@ pub use event::LowStockEvent;
 pub use movement::{MovementKind, StockMovement, StockMovementConnection, StockMovementEdge};
 pub use node::Node;
 pub use pagination::{
-    Cursor, MovementCursor, PageInfo, PageRequest, ProductCursor, finish_page, page_cost,
+    Cursor, MovementCursor, PageArguments, PageInfo, PageRequest, ProductCursor, finish_page,
+    page_cost,
 };
 pub use product::{
     CreateProductInput, Product, ProductConnection, ProductEdge, ProductStatus, StockStatus,

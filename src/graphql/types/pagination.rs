@@ -6,15 +6,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::service::MovementPosition;
+use crate::service::{MovementPosition, PageDirection};
 
 /// A page's size when the client gives no `first`.
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 /// The largest page a client can ask for; larger `first` values are capped to it.
 pub const MAX_PAGE_SIZE: u64 = 100;
 
-/// The complexity of a page: its selection costs as many times as the page can hold items, and
-/// at least once (an empty page still runs its query and its `totalCount`).
+/// The complexity of a page of `first` (or `last`) items: its selection costs as many times as
+/// the page can hold items, and at least once (an empty page still runs its query and its
+/// `totalCount`).
 pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
     let size = first.map_or(DEFAULT_PAGE_SIZE, |first| {
         u64::try_from(first).unwrap_or(0).min(MAX_PAGE_SIZE)
@@ -22,28 +23,67 @@ pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
     1 + usize::try_from(size.max(1)).unwrap_or(usize::MAX) * child_complexity
 }
 
-/// `first` and `after`, validated.
+/// `first` / `after` (forward) or `last` / `before` (backward), validated.
 pub struct PageRequest<C> {
     /// How many items to return.
     pub size: u64,
-    /// Start after this position.
-    pub after: Option<C>,
+    /// The cursor the page starts from (`after` forward, `before` backward).
+    pub cursor: Option<C>,
+    /// Which way the page goes from the cursor.
+    pub direction: PageDirection,
+}
+
+/// The arguments of a Relay connection field.
+pub struct PageArguments<'a> {
+    /// Items from the start (or after `after`).
+    pub first: Option<i32>,
+    /// Start after this cursor.
+    pub after: Option<&'a str>,
+    /// Items from the end (or before `before`).
+    pub last: Option<i32>,
+    /// End before this cursor.
+    pub before: Option<&'a str>,
 }
 
 impl<C: Cursor> PageRequest<C> {
-    /// Validates `first` (not negative; default 20; capped at 100) and decodes `after`.
-    pub fn parse(first: Option<i32>, after: Option<&str>) -> Result<Self> {
-        let size = match first {
+    /// Validates the page: `first` / `after` page forward, `last` / `before` backward (the two
+    /// pairs do not mix); sizes are not negative, default to 20 and are capped at 100.
+    pub fn parse(arguments: PageArguments<'_>) -> Result<Self> {
+        let PageArguments {
+            first,
+            after,
+            last,
+            before,
+        } = arguments;
+        let backward = last.is_some() || before.is_some();
+        if backward && (first.is_some() || after.is_some()) {
+            return Err(Error::bad_input(
+                "page forward with first/after or backward with last/before, not both",
+            ));
+        }
+        let (name, requested, cursor) = if backward {
+            ("last", last, before)
+        } else {
+            ("first", first, after)
+        };
+        let size = match requested {
             None => DEFAULT_PAGE_SIZE,
-            Some(first) if first < 0 => {
+            Some(size) if size < 0 => {
                 return Err(Error::bad_input(format!(
-                    "first must not be negative (got {first})"
+                    "{name} must not be negative (got {size})"
                 )));
             }
-            Some(first) => u64::try_from(first).unwrap_or(0).min(MAX_PAGE_SIZE),
+            Some(size) => u64::try_from(size).unwrap_or(0).min(MAX_PAGE_SIZE),
         };
-        let after = after.map(C::decode).transpose()?;
-        Ok(Self { size, after })
+        Ok(Self {
+            size,
+            cursor: cursor.map(C::decode).transpose()?,
+            direction: if backward {
+                PageDirection::Backward
+            } else {
+                PageDirection::Forward
+            },
+        })
     }
 }
 
@@ -52,7 +92,7 @@ impl<C: Cursor> PageRequest<C> {
 pub struct PageInfo {
     /// Whether more items follow this page.
     pub has_next_page: bool,
-    /// Whether items come before this page (true whenever `after` was given).
+    /// Whether items come before this page (when paging forward: whenever `after` was given).
     pub has_previous_page: bool,
     /// The cursor of the first item of this page.
     pub start_cursor: Option<String>,
@@ -121,11 +161,19 @@ pub fn finish_page<T, C: Cursor>(
     request: &PageRequest<C>,
     cursor_of: impl Fn(&T) -> C,
 ) -> PageInfo {
-    let has_next_page = items.len() as u64 > request.size;
+    // The service fetched one item more than the page, nearest the cursor first.
+    let more = items.len() as u64 > request.size;
     items.truncate(usize::try_from(request.size).unwrap_or(usize::MAX));
+    let (has_next_page, has_previous_page) = match request.direction {
+        PageDirection::Forward => (more, request.cursor.is_some()),
+        PageDirection::Backward => {
+            items.reverse();
+            (request.cursor.is_some(), more)
+        }
+    };
     PageInfo {
         has_next_page,
-        has_previous_page: request.after.is_some(),
+        has_previous_page,
         start_cursor: items.first().map(|item| cursor_of(item).encode()),
         end_cursor: items.last().map(|item| cursor_of(item).encode()),
     }
@@ -167,10 +215,24 @@ mod tests {
 
     #[test]
     fn page_sizes_default_cap_and_refuse_negatives() {
-        let page = |first| PageRequest::<ProductCursor>::parse(first, None);
-        assert_eq!(page(None).unwrap().size, DEFAULT_PAGE_SIZE);
-        assert_eq!(page(Some(5)).unwrap().size, 5);
-        assert_eq!(page(Some(1000)).unwrap().size, MAX_PAGE_SIZE);
-        assert!(page(Some(-1)).is_err());
+        let page = |first, last| {
+            PageRequest::<ProductCursor>::parse(PageArguments {
+                first,
+                after: None,
+                last,
+                before: None,
+            })
+        };
+        assert_eq!(page(None, None).unwrap().size, DEFAULT_PAGE_SIZE);
+        assert_eq!(page(Some(5), None).unwrap().size, 5);
+        assert_eq!(page(Some(1000), None).unwrap().size, MAX_PAGE_SIZE);
+        assert!(page(Some(-1), None).is_err());
+        let backward = page(None, Some(7)).unwrap();
+        assert_eq!(
+            (backward.size, backward.direction),
+            (7, PageDirection::Backward)
+        );
+        assert!(page(None, Some(-1)).is_err());
+        assert!(page(Some(1), Some(1)).is_err(), "first and last do not mix");
     }
 }
