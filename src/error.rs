@@ -17,8 +17,14 @@ pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// A value breaks one of the API's rules.
-    #[error("{0}")]
-    BadUserInput(String),
+    #[error("{message}")]
+    BadUserInput {
+        /// What is wrong, for a person.
+        message: String,
+        /// The argument at fault, as a path into the arguments (`["input", "sku"]`); empty
+        /// when no single argument is.
+        field: Vec<String>,
+    },
 
     /// The product does not exist or is deleted.
     #[error("product not found")]
@@ -85,7 +91,7 @@ impl Error {
     /// The API's code for this error (`extensions.code` in GraphQL, `code` in REST).
     pub fn code(&self) -> &'static str {
         match self {
-            Error::BadUserInput(_) => "BAD_USER_INPUT",
+            Error::BadUserInput { .. } => "BAD_USER_INPUT",
             Error::NotFound => "NOT_FOUND",
             Error::SkuConflict(_) => "SKU_CONFLICT",
             Error::InsufficientStock { .. } => "INSUFFICIENT_STOCK",
@@ -101,9 +107,44 @@ impl Error {
         }
     }
 
-    /// Shorthand for [`Error::BadUserInput`].
+    /// Shorthand for [`Error::BadUserInput`] about no one argument.
     pub fn bad_input(message: impl Into<String>) -> Self {
-        Error::BadUserInput(message.into())
+        Error::BadUserInput {
+            message: message.into(),
+            field: Vec::new(),
+        }
+    }
+
+    /// [`Error::BadUserInput`] about the argument (or input field) `field`.
+    pub fn bad_field(field: &str, message: impl Into<String>) -> Self {
+        Error::BadUserInput {
+            message: message.into(),
+            field: vec![field.to_owned()],
+        }
+    }
+
+    /// The same error, about the argument `field` when it names none yet. Other errors are
+    /// returned unchanged.
+    #[must_use]
+    pub fn on_field(mut self, name: &str) -> Self {
+        if let Error::BadUserInput { field, .. } = &mut self
+            && field.is_empty()
+        {
+            field.push(name.to_owned());
+        }
+        self
+    }
+
+    /// The same error, its argument path nested under `parent` (an input object argument's
+    /// field `sku` becomes `["input", "sku"]`). Other errors are returned unchanged.
+    #[must_use]
+    pub fn under(mut self, parent: &str) -> Self {
+        if let Error::BadUserInput { field, .. } = &mut self
+            && !field.is_empty()
+        {
+            field.insert(0, parent.to_owned());
+        }
+        self
     }
 
     /// Wraps an unexpected failure.

@@ -296,9 +296,15 @@ impl Application {
                 }
             });
         }
+        let database = self.services.database().clone();
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown_signal())
-            .await
+            .await?;
+        // Closing the pool lets SQLite checkpoint its write-ahead log into the database file.
+        if let Err(error) = database.connection().clone().close().await {
+            tracing::warn!(%error, "closing the database connections failed");
+        }
+        Ok(())
     }
 }
 

@@ -14,13 +14,14 @@ impl IdempotencyKey {
     pub fn parse(raw: Option<&str>) -> Result<Option<Self>> {
         let Some(raw) = raw else { return Ok(None) };
         if raw.trim().is_empty() || raw.chars().count() > Self::MAX_CHARS {
-            return Err(Error::bad_input(format!(
-                "idempotencyKey must be 1 to {} characters",
-                Self::MAX_CHARS
-            )));
+            return Err(Error::bad_field(
+                "idempotencyKey",
+                format!("idempotencyKey must be 1 to {} characters", Self::MAX_CHARS),
+            ));
         }
         if raw.chars().any(char::is_control) {
-            return Err(Error::bad_input(
+            return Err(Error::bad_field(
+                "idempotencyKey",
                 "idempotencyKey must not contain control characters",
             ));
         }

@@ -59,18 +59,23 @@ pub fn fold_case(text: &str) -> String {
 fn parse_text(field: &str, raw: &str, max_chars: usize) -> Result<String> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
-        return Err(Error::bad_input(format!("{field} must not be empty")));
+        return Err(Error::bad_field(
+            field,
+            format!("{field} must not be empty"),
+        ));
     }
     let chars = trimmed.chars().count();
     if chars > max_chars {
-        return Err(Error::bad_input(format!(
-            "{field} must be at most {max_chars} characters (got {chars})"
-        )));
+        return Err(Error::bad_field(
+            field,
+            format!("{field} must be at most {max_chars} characters (got {chars})"),
+        ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(Error::bad_input(format!(
-            "{field} must not contain control characters"
-        )));
+        return Err(Error::bad_field(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
     }
     Ok(trimmed.to_owned())
 }

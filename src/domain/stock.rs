@@ -11,9 +11,10 @@ impl Quantity {
     /// Validates a raw quantity.
     pub fn parse(raw: i64) -> Result<Self> {
         if raw <= 0 {
-            return Err(Error::bad_input(format!(
-                "quantity must be greater than 0 (got {raw})"
-            )));
+            return Err(Error::bad_field(
+                "quantity",
+                format!("quantity must be greater than 0 (got {raw})"),
+            ));
         }
         Ok(Self(raw))
     }
@@ -32,9 +33,10 @@ impl StockLevel {
     /// Validates a raw level; `field` names it in the error message.
     pub fn parse(field: &str, raw: i64) -> Result<Self> {
         if raw < 0 {
-            return Err(Error::bad_input(format!(
-                "{field} must not be negative (got {raw})"
-            )));
+            return Err(Error::bad_field(
+                field,
+                format!("{field} must not be negative (got {raw})"),
+            ));
         }
         if raw > MAX_STOCK {
             return Err(Error::StockLimitExceeded);
@@ -106,10 +108,13 @@ impl ReservationTtl {
     pub fn parse(seconds: Option<i64>) -> Result<Self> {
         let seconds = seconds.unwrap_or(Self::DEFAULT_SECONDS);
         if !(1..=Self::MAX_SECONDS).contains(&seconds) {
-            return Err(Error::bad_input(format!(
-                "ttlSeconds must be from 1 to {} (got {seconds})",
-                Self::MAX_SECONDS
-            )));
+            return Err(Error::bad_field(
+                "ttlSeconds",
+                format!(
+                    "ttlSeconds must be from 1 to {} (got {seconds})",
+                    Self::MAX_SECONDS
+                ),
+            ));
         }
         Ok(Self(seconds))
     }
@@ -127,17 +132,19 @@ fn parse_note(field: &str, raw: Option<&str>, max_chars: usize) -> Result<Option
         return Ok(None);
     };
     if trimmed.chars().count() > max_chars {
-        return Err(Error::bad_input(format!(
-            "{field} must be at most {max_chars} characters"
-        )));
+        return Err(Error::bad_field(
+            field,
+            format!("{field} must be at most {max_chars} characters"),
+        ));
     }
     if trimmed
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
-        return Err(Error::bad_input(format!(
-            "{field} must not contain control characters"
-        )));
+        return Err(Error::bad_field(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
     }
     Ok(Some(trimmed.to_owned()))
 }

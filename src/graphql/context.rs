@@ -4,9 +4,11 @@ use async_graphql::Context;
 use async_graphql::dataloader::DataLoader;
 use uuid::Uuid;
 
-use super::loaders::ProductLoader;
+use super::loaders::{
+    MovementCountLoader, MovementPageKey, MovementPageLoader, ProductListing, ProductLoader,
+};
 use crate::auth::Caller;
-use crate::entity::product;
+use crate::entity::{product, stock_movement};
 use crate::error::{Error, Result};
 use crate::service::{Actor, Services};
 
@@ -20,6 +22,20 @@ pub(crate) trait ContextExt {
     fn actor(&self) -> Result<&Actor>;
     /// A product by id (deleted ones too), batched with the other look-ups of this response.
     async fn load_product(&self, id: Uuid) -> Result<product::Model>;
+    /// One product's page of movements, batched with the other products of this response.
+    /// (with the products of its `listing` in one statement; otherwise through a DataLoader).
+    async fn load_movement_page(
+        &self,
+        listing: Option<&ProductListing>,
+        key: MovementPageKey,
+    ) -> Result<Vec<stock_movement::Model>>;
+    /// How many movements a product has, counted with the products of its `listing` (otherwise
+    /// batched through a DataLoader).
+    async fn count_product_movements(
+        &self,
+        listing: Option<&ProductListing>,
+        product_id: Uuid,
+    ) -> Result<u64>;
 }
 
 impl ContextExt for Context<'_> {
@@ -44,7 +60,45 @@ impl ContextExt for Context<'_> {
         loader
             .load_one(id)
             .await
-            .map_err(|error| Error::internal(error.to_string()))?
+            .map_err(|error| Error::clone(&error))?
             .ok_or_else(|| Error::internal(format!("product {id} is referenced but missing")))
+    }
+
+    async fn load_movement_page(
+        &self,
+        listing: Option<&ProductListing>,
+        key: MovementPageKey,
+    ) -> Result<Vec<stock_movement::Model>> {
+        if let Some(listing) = listing {
+            return listing.movement_page(&self.services()?.stock, key).await;
+        }
+        let loader = self
+            .data::<DataLoader<MovementPageLoader>>()
+            .map_err(|_| Error::internal("the schema was built without a movement loader"))?;
+        Ok(loader
+            .load_one(key)
+            .await
+            .map_err(|error| Error::clone(&error))?
+            .unwrap_or_default())
+    }
+
+    async fn count_product_movements(
+        &self,
+        listing: Option<&ProductListing>,
+        product_id: Uuid,
+    ) -> Result<u64> {
+        if let Some(listing) = listing {
+            return listing
+                .movement_count(&self.services()?.stock, product_id)
+                .await;
+        }
+        let loader = self
+            .data::<DataLoader<MovementCountLoader>>()
+            .map_err(|_| Error::internal("the schema was built without a count loader"))?;
+        Ok(loader
+            .load_one(product_id)
+            .await
+            .map_err(|error| Error::clone(&error))?
+            .unwrap_or(0))
     }
 }

@@ -4,8 +4,10 @@
 
 use std::collections::HashSet;
 
+use async_graphql::Positioned;
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
+    DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
+    SelectionSet,
 };
 
 /// The operation a request runs: the named one, or the only one.
@@ -80,6 +82,120 @@ pub(super) fn root_fields<'a>(
         &mut fields,
     );
     fields
+}
+
+/// Makes each root field of a mutation run once however often the document selects it under
+/// the same response key, as the specification merges such fields: a plain repeat (same field,
+/// same arguments, no directives) is folded into the first, its selections added to the
+/// first's. (async-graphql would run each repeat, so a change would apply twice.)
+pub(super) fn merge_repeated_mutation_fields(document: &mut ExecutableDocument) {
+    let operations: Vec<&mut OperationDefinition> = match &mut document.operations {
+        DocumentOperations::Single(operation) => vec![&mut operation.node],
+        DocumentOperations::Multiple(operations) => operations
+            .values_mut()
+            .map(|operation| &mut operation.node)
+            .collect(),
+    };
+    for operation in operations {
+        if operation.ty != OperationType::Mutation {
+            continue;
+        }
+        let items = std::mem::take(&mut operation.selection_set.node.items);
+        let mut kept: Vec<Positioned<Selection>> = Vec::with_capacity(items.len());
+        for selection in items {
+            let Selection::Field(field) = &selection.node else {
+                kept.push(selection);
+                continue;
+            };
+            let first = kept.iter_mut().find_map(|earlier| match &mut earlier.node {
+                Selection::Field(earlier) if same_plain_field(&earlier.node, &field.node) => {
+                    Some(earlier)
+                }
+                _ => None,
+            });
+            match first {
+                Some(first) => {
+                    let Selection::Field(field) = selection.node else {
+                        unreachable!("matched as a field above")
+                    };
+                    first
+                        .node
+                        .selection_set
+                        .node
+                        .items
+                        .extend(field.node.selection_set.node.items);
+                }
+                None => kept.push(selection),
+            }
+        }
+        operation.selection_set.node.items = kept;
+    }
+}
+
+/// Whether two root selections are the same field under the same key with the same arguments
+/// and neither has directives.
+fn same_plain_field(first: &Field, second: &Field) -> bool {
+    first.response_key().node == second.response_key().node
+        && first.name.node == second.name.node
+        && first.directives.is_empty()
+        && second.directives.is_empty()
+        && first.arguments.len() == second.arguments.len()
+        && first.arguments.iter().zip(&second.arguments).all(
+            |((name, value), (other_name, other_value))| {
+                name.node == other_name.node && value.node == other_value.node
+            },
+        )
+}
+
+/// A response key a mutation still selects more than once at its root after
+/// [`merge_repeated_mutation_fields`] (through fragments, or with directives): such a document
+/// is refused, since each selection would run.
+pub(super) fn repeated_mutation_key(document: &ExecutableDocument) -> Option<String> {
+    fn keys<'a>(
+        set: &'a SelectionSet,
+        document: &'a ExecutableDocument,
+        entering: &mut Vec<&'a str>,
+        found: &mut Vec<&'a str>,
+    ) {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => found.push(field.node.response_key().node.as_str()),
+                Selection::InlineFragment(inline) => {
+                    keys(&inline.node.selection_set.node, document, entering, found);
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    // A cycle is refused by validation later; here it only must not loop.
+                    if entering.contains(&name) {
+                        continue;
+                    }
+                    if let Some(fragment) = document.fragments.get(name) {
+                        entering.push(name);
+                        keys(&fragment.node.selection_set.node, document, entering, found);
+                        entering.pop();
+                    }
+                }
+            }
+        }
+    }
+    document
+        .operations
+        .iter()
+        .filter(|(_, operation)| operation.node.ty == OperationType::Mutation)
+        .find_map(|(_, operation)| {
+            let mut found = Vec::new();
+            keys(
+                &operation.node.selection_set.node,
+                document,
+                &mut Vec::new(),
+                &mut found,
+            );
+            let mut seen = HashSet::new();
+            found
+                .into_iter()
+                .find(|key| !seen.insert(*key))
+                .map(str::to_owned)
+        })
 }
 
 #[cfg(test)]

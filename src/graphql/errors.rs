@@ -111,6 +111,9 @@ fn set_code(error: &mut ServerError) {
             extensions.set("requested", *requested);
         }
         Error::VersionConflict { actual, .. } => extensions.set("currentVersion", *actual),
+        Error::BadUserInput { field, .. } if !field.is_empty() => {
+            extensions.set("field", field.clone());
+        }
         _ => {}
     }
 }

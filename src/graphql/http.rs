@@ -18,7 +18,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::document::{root_fields, selected_operation};
 use super::errors::{REQUEST_ERROR_CODES, SYSTEM_FAILURE_CODES};
 use super::{AppSchema, GraphqlSettings};
 use crate::auth::Authenticator;
@@ -116,127 +115,8 @@ pub async fn graphql_post(
             ),
         );
     }
-    let documents = documents_of(&batch);
-    let response = match schema.execute_batch(batch.data(caller)).await {
-        BatchResponse::Single(mut response) => {
-            if let Some((query, operation)) = documents.first() {
-                null_failed_root_fields(&mut response, query, operation.as_deref());
-            }
-            BatchResponse::Single(response)
-        }
-        BatchResponse::Batch(responses) => BatchResponse::Batch(
-            responses
-                .into_iter()
-                .zip(&documents)
-                .map(|(mut response, (query, operation))| {
-                    null_failed_root_fields(&mut response, query, operation.as_deref());
-                    response
-                })
-                .collect(),
-        ),
-    };
+    let response = schema.execute_batch(batch.data(caller)).await;
     respond(media, response, &headers)
-}
-
-/// Each request's document and operation name, kept for [`null_failed_root_fields`].
-fn documents_of(batch: &BatchRequest) -> Vec<(String, Option<String>)> {
-    batch
-        .iter()
-        .map(|request| (request.query.clone(), request.operation_name.clone()))
-        .collect()
-}
-
-/// Root fields declared non-null (`type.field`), read once from the schema.
-static NON_NULL_ROOT_FIELDS: std::sync::LazyLock<std::collections::HashSet<String>> =
-    std::sync::LazyLock::new(|| {
-        use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
-        let Ok(schema) = async_graphql::parser::parse_schema(super::sdl()) else {
-            return Default::default();
-        };
-        schema
-            .definitions
-            .iter()
-            .filter_map(|definition| match definition {
-                TypeSystemDefinition::Type(definition) => Some(&definition.node),
-                _ => None,
-            })
-            .filter(|definition| ["Query", "Mutation"].contains(&definition.name.node.as_str()))
-            .flat_map(|definition| match &definition.kind {
-                TypeKind::Object(object) => object
-                    .fields
-                    .iter()
-                    .filter(|field| !field.node.ty.node.nullable)
-                    .map(|field| format!("{}.{}", definition.name.node, field.node.name.node))
-                    .collect(),
-                _ => Vec::new(),
-            })
-            .collect()
-    });
-
-/// Makes a failed root field what the GraphQL specification says: present as `null` when its
-/// type is nullable (every mutation's is, so one failing mutation leaves the others' results),
-/// and the whole of `data` `null` when it is not. (The executor leaves a failed field out.)
-fn null_failed_root_fields(
-    response: &mut async_graphql::Response,
-    query: &str,
-    operation_name: Option<&str>,
-) {
-    let failed_keys: Vec<String> = response
-        .errors
-        .iter()
-        .filter_map(|error| match error.path.as_slice() {
-            [async_graphql::PathSegment::Field(key)] => Some(key.clone()),
-            _ => None,
-        })
-        .collect();
-    if failed_keys.is_empty() {
-        return;
-    }
-    // The executor answers `data: null` when no root field succeeded.
-    if response.data == async_graphql::Value::Null {
-        response.data = async_graphql::Value::Object(Default::default());
-    }
-    let async_graphql::Value::Object(data) = &mut response.data else {
-        return;
-    };
-    let missing: Vec<String> = failed_keys
-        .into_iter()
-        .filter(|key| !data.contains_key(key.as_str()))
-        .collect();
-    if missing.is_empty() {
-        return;
-    }
-    let Some((root_type, fields)) = root_fields_by_key(query, operation_name) else {
-        response.data = async_graphql::Value::Null;
-        return;
-    };
-    for key in missing {
-        let field = fields.get(&key).map_or(key.as_str(), String::as_str);
-        if NON_NULL_ROOT_FIELDS.contains(&format!("{root_type}.{field}")) {
-            response.data = async_graphql::Value::Null;
-            return;
-        }
-        data.insert(async_graphql::Name::new(key), async_graphql::Value::Null);
-    }
-}
-
-/// The root type an operation runs on and its root fields by response key.
-fn root_fields_by_key(
-    query: &str,
-    operation_name: Option<&str>,
-) -> Option<(&'static str, std::collections::HashMap<String, String>)> {
-    let document = async_graphql::parser::parse_query(query).ok()?;
-    let operation = selected_operation(&document, operation_name)?;
-    let root_type = match operation.ty {
-        OperationType::Query => "Query",
-        OperationType::Mutation => "Mutation",
-        OperationType::Subscription => "Subscription",
-    };
-    let fields = root_fields(operation, &document)
-        .into_iter()
-        .map(|field| (field.key.to_owned(), field.name.to_owned()))
-        .collect();
-    Some((root_type, fields))
 }
 
 /// `GET /graphql`: GraphiQL for a browser, or a query from the URL (`query`, `operationName`,
@@ -278,9 +158,7 @@ pub async fn graphql_get(
             "only queries may be sent with GET; send mutations and subscriptions with POST",
         );
     }
-    let (query, operation) = (request.query.clone(), request.operation_name.clone());
-    let mut response = schema.execute(request.data(caller)).await;
-    null_failed_root_fields(&mut response, &query, operation.as_deref());
+    let response = schema.execute(request.data(caller)).await;
     respond(media, BatchResponse::Single(response), &headers)
 }
 
@@ -355,25 +233,24 @@ fn parse_parameters(mut parameters: Map<String, Value>) -> Result<Request, Strin
 
 /// The answer to an executed request (or batch) in `media`.
 fn respond(media: MediaType, response: BatchResponse, headers: &HeaderMap) -> Response {
-    let (status, body) = match response {
+    let mut response = match response {
         BatchResponse::Single(response) => {
             let request_error = request_error_status(&response);
-            let body = response_body(media, with_request_id(response, headers));
+            let body = ResponseBody::new(media, with_request_id(response, headers));
             let status = match (media, request_error) {
                 (MediaType::GraphqlResponse, Some(status)) => status,
                 _ => StatusCode::OK,
             };
-            (status, body)
+            (status, axum::Json(body)).into_response()
         }
         BatchResponse::Batch(responses) => {
-            let bodies: Vec<Value> = responses
+            let bodies: Vec<ResponseBody> = responses
                 .into_iter()
-                .map(|response| response_body(media, with_request_id(response, headers)))
+                .map(|response| ResponseBody::new(media, with_request_id(response, headers)))
                 .collect();
-            (StatusCode::OK, Value::Array(bodies))
+            (StatusCode::OK, axum::Json(bodies)).into_response()
         }
     };
-    let mut response = (status, axum::Json(body)).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, media.header());
@@ -405,18 +282,31 @@ fn request_error_status(response: &async_graphql::Response) -> Option<StatusCode
     })
 }
 
-/// A response as JSON; under `application/graphql-response+json` a request error has no
+/// A response as it is written, straight from the executor's value (fields keep the order of
+/// the selection set); under `application/graphql-response+json` a request error has no
 /// `data` entry at all.
-fn response_body(media: MediaType, response: async_graphql::Response) -> Value {
-    let request_error = request_error_status(&response).is_some();
-    let mut body = serde_json::to_value(&response).unwrap_or(Value::Null);
-    if media == MediaType::GraphqlResponse
-        && request_error
-        && let Value::Object(fields) = &mut body
-    {
-        fields.remove("data");
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum ResponseBody {
+    /// The executor's response as it is.
+    Executed(async_graphql::Response),
+    /// A request error under `application/graphql-response+json`: errors only.
+    Refused {
+        /// Why nothing ran.
+        errors: Vec<async_graphql::ServerError>,
+    },
+}
+
+impl ResponseBody {
+    fn new(media: MediaType, response: async_graphql::Response) -> Self {
+        if media == MediaType::GraphqlResponse && request_error_status(&response).is_some() {
+            ResponseBody::Refused {
+                errors: response.errors,
+            }
+        } else {
+            ResponseBody::Executed(response)
+        }
     }
-    body
 }
 
 /// A request that is not a GraphQL request at all (no JSON, no `query`, parameters of the wrong

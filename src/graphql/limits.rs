@@ -12,7 +12,7 @@ use async_graphql::{ServerError, ServerResult, Variables};
 use async_graphql::parser::types::Field;
 use async_graphql_value::{ConstValue, Value};
 
-use super::document::root_fields;
+use super::document::{merge_repeated_mutation_fields, repeated_mutation_key, root_fields};
 use super::errors::mark_document_errors;
 use crate::error::Error;
 
@@ -53,11 +53,23 @@ impl Extension for DocumentLimits {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await.map_err(|mut error| {
+        let mut document = next.run(ctx, query, variables).await.map_err(|mut error| {
             mark_document_errors(std::slice::from_mut(&mut error), "GRAPHQL_PARSE_FAILED");
             error
         })?;
-        if variables.values().any(const_has_nul) || document_has_nul(&document) {
+        merge_repeated_mutation_fields(&mut document);
+        if let Some(key) = repeated_mutation_key(&document) {
+            return Err(refused(format!(
+                "the mutation selects `{key}` more than once through fragments or directives, \
+                 and each would run: select it once"
+            )));
+        }
+        if request_any(&document, variables, is_beyond_int) {
+            return Err(refused(
+                "Int cannot represent an integer outside -2147483648..2147483647".to_owned(),
+            ));
+        }
+        if request_any(&document, variables, has_nul) {
             // PostgreSQL cannot store a NUL character in text; SQLite can. Refusing it here, for
             // every string argument, answers the same on both backends.
             let refusal = Error::bad_input("text may not contain NUL characters (U+0000)");
@@ -110,27 +122,63 @@ impl Extension for DocumentLimits {
     }
 }
 
-/// Whether a variable's value holds a NUL character anywhere.
-fn const_has_nul(value: &ConstValue) -> bool {
+/// A scalar of a request (a literal of the document or a value of its variables) as the two
+/// checks below see it.
+enum Scalar<'a> {
+    Text(&'a str),
+    Number(&'a async_graphql::Number),
+}
+
+/// Whether a string anywhere in the request holds a NUL character.
+fn has_nul(scalar: Scalar<'_>) -> bool {
+    matches!(scalar, Scalar::Text(text) if text.contains('\0'))
+}
+
+/// Whether an integer anywhere in the request falls outside GraphQL's 32-bit `Int`. Every
+/// number the schema takes is an `Int` (a test holds the schema to that), so such a value
+/// cannot be valid anywhere: refusing it before execution makes it a document error, as the
+/// specification has it, instead of a failure of one field after the others ran.
+fn is_beyond_int(scalar: Scalar<'_>) -> bool {
+    let Scalar::Number(number) = scalar else {
+        return false;
+    };
+    match number.as_i64() {
+        Some(integer) => i32::try_from(integer).is_err(),
+        // Past i64 either way, or a float (which validation already refuses for `Int`).
+        None => number.as_u64().is_some(),
+    }
+}
+
+/// Whether `test` holds for a scalar anywhere in a constant value (variables, defaults).
+fn const_any(value: &ConstValue, test: fn(Scalar<'_>) -> bool) -> bool {
     match value {
-        ConstValue::String(text) => text.contains('\0'),
-        ConstValue::List(items) => items.iter().any(const_has_nul),
-        ConstValue::Object(fields) => fields.values().any(const_has_nul),
+        ConstValue::String(text) => test(Scalar::Text(text)),
+        ConstValue::Number(number) => test(Scalar::Number(number)),
+        ConstValue::List(items) => items.iter().any(|item| const_any(item, test)),
+        ConstValue::Object(fields) => fields.values().any(|field| const_any(field, test)),
         _ => false,
     }
 }
 
-/// Whether a literal argument anywhere in the document holds a NUL character.
-fn document_has_nul(document: &ExecutableDocument) -> bool {
-    fn value_has_nul(value: &Value) -> bool {
+/// Whether `test` holds for a scalar anywhere in the request: the values of the variables the
+/// document declares (an `ID` variable excepted: an integer is a valid `ID` input, checked by
+/// the field that reads it; undeclared variables are ignored, as execution ignores them), the
+/// literal arguments of the document, and the default values of its variables.
+fn request_any(
+    document: &ExecutableDocument,
+    variables: &Variables,
+    test: fn(Scalar<'_>) -> bool,
+) -> bool {
+    fn value_any(value: &Value, test: fn(Scalar<'_>) -> bool) -> bool {
         match value {
-            Value::String(text) => text.contains('\0'),
-            Value::List(items) => items.iter().any(value_has_nul),
-            Value::Object(fields) => fields.values().any(value_has_nul),
+            Value::String(text) => test(Scalar::Text(text)),
+            Value::Number(number) => test(Scalar::Number(number)),
+            Value::List(items) => items.iter().any(|item| value_any(item, test)),
+            Value::Object(fields) => fields.values().any(|field| value_any(field, test)),
             _ => false,
         }
     }
-    fn field_has_nul(field: &Field) -> bool {
+    fn field_any(field: &Field, test: fn(Scalar<'_>) -> bool) -> bool {
         field
             .arguments
             .iter()
@@ -140,24 +188,57 @@ fn document_has_nul(document: &ExecutableDocument) -> bool {
                     .iter()
                     .flat_map(|directive| &directive.node.arguments),
             )
-            .any(|(_, value)| value_has_nul(&value.node))
-            || set_has_nul(&field.selection_set.node)
+            .any(|(_, value)| value_any(&value.node, test))
+            || set_any(&field.selection_set.node, test)
     }
-    fn set_has_nul(set: &SelectionSet) -> bool {
+    fn set_any(set: &SelectionSet, test: fn(Scalar<'_>) -> bool) -> bool {
         set.items.iter().any(|selection| match &selection.node {
-            Selection::Field(field) => field_has_nul(&field.node),
-            Selection::InlineFragment(inline) => set_has_nul(&inline.node.selection_set.node),
+            Selection::Field(field) => field_any(&field.node, test),
+            Selection::InlineFragment(inline) => set_any(&inline.node.selection_set.node, test),
             Selection::FragmentSpread(_) => false,
         })
     }
-    document
-        .operations
+    let declared_value = |name: &async_graphql::Name| {
+        document.operations.iter().any(|(_, operation)| {
+            operation
+                .node
+                .variable_definitions
+                .iter()
+                .any(|definition| {
+                    definition.node.name.node == *name
+                        && base_type(&definition.node.var_type.node) != "ID"
+                })
+        })
+    };
+    variables
         .iter()
-        .any(|(_, operation)| set_has_nul(&operation.node.selection_set.node))
+        .any(|(name, value)| declared_value(name) && const_any(value, test))
+        || document.operations.iter().any(|(_, operation)| {
+            set_any(&operation.node.selection_set.node, test)
+                || operation
+                    .node
+                    .variable_definitions
+                    .iter()
+                    .any(|definition| {
+                        definition
+                            .node
+                            .default_value
+                            .as_ref()
+                            .is_some_and(|value| const_any(&value.node, test))
+                    })
+        })
         || document
             .fragments
             .values()
-            .any(|fragment| set_has_nul(&fragment.node.selection_set.node))
+            .any(|fragment| set_any(&fragment.node.selection_set.node, test))
+}
+
+/// The named type inside any list and non-null wrappers.
+fn base_type(ty: &async_graphql::parser::types::Type) -> &str {
+    match &ty.base {
+        async_graphql::parser::types::BaseType::Named(name) => name.as_str(),
+        async_graphql::parser::types::BaseType::List(inner) => base_type(inner),
+    }
 }
 
 /// A document refused for passing a limit: it does not validate.
@@ -368,6 +449,50 @@ fn count_total_counts(set: &SelectionSet, document: &ExecutableDocument) -> usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_number_the_schema_takes_is_an_int() {
+        // `is_beyond_int` refuses any integer past 32 bits anywhere in a request; a `Float`
+        // (or a 64-bit scalar) argument would need a typed check instead.
+        let sdl = crate::graphql::sdl();
+        assert!(!sdl.contains("Float"), "the schema takes a Float now");
+    }
+
+    #[test]
+    fn integers_past_32_bits_are_found_in_variables_arguments_and_defaults() {
+        let beyond = |query: &str, variables: serde_json::Value| {
+            let document = async_graphql::parser::parse_query(query).unwrap();
+            request_any(&document, &Variables::from_json(variables), is_beyond_int)
+        };
+        let fine = "query($n: Int = 5) { products(first: $n) { totalCount } }";
+        assert!(!beyond(fine, serde_json::json!({ "n": 2147483647 })));
+        assert!(beyond(fine, serde_json::json!({ "n": 2147483648_i64 })));
+        assert!(beyond(fine, serde_json::json!({ "n": u64::MAX })));
+        let input = "mutation($i: CreateProductInput!) { createProduct(input: $i) { id } }";
+        assert!(beyond(
+            input,
+            serde_json::json!({ "i": { "stock": -2147483649_i64 } })
+        ));
+        // Variables the document does not declare are not coerced, and an integer is an `ID`.
+        assert!(!beyond(
+            fine,
+            serde_json::json!({ "sentAt": 1732345678901_i64 })
+        ));
+        let by_id = "query($id: ID!) { product(id: $id) { id } }";
+        assert!(!beyond(by_id, serde_json::json!({ "id": 99999999999_i64 })));
+        assert!(beyond(
+            "{ products(first: 99999999999) { totalCount } }",
+            serde_json::json!({})
+        ));
+        assert!(beyond(
+            "query($n: Int = 99999999999) { products(first: $n) { totalCount } }",
+            serde_json::json!({})
+        ));
+        assert!(beyond(
+            "{ ...F } fragment F on Query { products(first: -3000000000) { totalCount } }",
+            serde_json::json!({})
+        ));
+    }
 
     fn counts(query: &str) -> usize {
         let document = async_graphql::parser::parse_query(query).unwrap();

@@ -9,6 +9,7 @@ mod limits;
 mod loaders;
 mod metrics;
 mod mutation;
+mod nulls;
 mod query;
 mod subscription;
 pub mod types;
@@ -71,6 +72,12 @@ pub fn build_schema(services: Services, settings: &GraphqlSettings) -> AppSchema
         .data(loaders::ProductLoader::data_loader(
             services.products.clone(),
         ))
+        .data(loaders::MovementPageLoader::data_loader(
+            services.stock.clone(),
+        ))
+        .data(loaders::MovementCountLoader::data_loader(
+            services.stock.clone(),
+        ))
         .data(services)
         .limit_complexity(settings.max_complexity)
         .extension(limits::DocumentLimits {
@@ -100,4 +107,5 @@ fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     .extension(errors::ErrorCodes)
     .extension(authorization::RootFieldPolicy)
     .extension(metrics::OperationMetrics)
+    .extension(nulls::SpecNulls)
 }

@@ -70,7 +70,7 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         let status = match &error {
-            Error::BadUserInput(_)
+            Error::BadUserInput { .. }
             | Error::InsufficientStock { .. }
             | Error::StockLimitExceeded => StatusCode::BAD_REQUEST,
             Error::NotFound => StatusCode::NOT_FOUND,

@@ -146,7 +146,7 @@ impl StoredError {
                 available,
                 requested,
             } => (Some(*available), Some(*requested)),
-            Error::BadUserInput(_)
+            Error::BadUserInput { .. }
             | Error::NotFound
             | Error::StockLimitExceeded
             | Error::ReservationNotActive(_) => (None, None),
@@ -168,7 +168,7 @@ impl StoredError {
             },
             ("NOT_FOUND", ..) => Error::NotFound,
             ("STOCK_LIMIT_EXCEEDED", ..) => Error::StockLimitExceeded,
-            ("BAD_USER_INPUT", ..) => Error::BadUserInput(self.message),
+            ("BAD_USER_INPUT", ..) => Error::bad_input(self.message),
             ("RESERVATION_NOT_ACTIVE", ..) => Error::ReservationNotActive(self.message),
             _ => Error::internal(format!("unreadable stored outcome '{}'", self.code)),
         }

@@ -24,7 +24,7 @@ use crate::database::Database;
 use crate::events::EventBus;
 
 /// Which way a keyset page goes from its cursor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PageDirection {
     /// The items after the cursor, in listing order.
     Forward,

@@ -5,9 +5,11 @@
 //! `SELECT ... FOR UPDATE`, SQLite `BEGIN IMMEDIATE`) is what makes concurrent changes
 //! serialize instead of losing updates or driving stock below zero.
 
+use std::collections::HashMap;
+
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -24,6 +26,10 @@ use crate::entity::product;
 use crate::entity::stock_movement::{self, MovementKind};
 use crate::error::{Error, Result};
 use crate::events::{EventBus, StockEvent};
+
+/// Most products whose movement pages one statement reads (one `UNION ALL` part each; SQLite
+/// allows 500 parts).
+pub const MAX_PRODUCTS_PER_PAGE_QUERY: usize = 100;
 
 /// A stock change as a transport asks for it, validated.
 #[derive(Clone, Debug)]
@@ -242,6 +248,123 @@ impl StockService {
         Ok(query.limit(limit).all(self.database.connection()).await?)
     }
 
+    /// A page of movements for each of `product_ids`, in one statement per
+    /// [`MAX_PRODUCTS_PER_PAGE_QUERY`] products: up to `limit` of each product's movements in
+    /// listing order (newest first), starting past `cursor_version` (forward: older versions;
+    /// backward: newer ones, nearest first). The result is grouped by product, each group in
+    /// page order.
+    pub async fn movements_of_products(
+        &self,
+        product_ids: &[Uuid],
+        cursor_version: Option<i32>,
+        direction: PageDirection,
+        limit: u64,
+    ) -> Result<Vec<stock_movement::Model>> {
+        let mut movements = Vec::new();
+        if limit == 0 {
+            return Ok(movements);
+        }
+        for chunk in product_ids.chunks(MAX_PRODUCTS_PER_PAGE_QUERY) {
+            movements.extend(
+                self.movement_pages(chunk, cursor_version, direction, limit)
+                    .await?,
+            );
+        }
+        Ok(movements)
+    }
+
+    /// [`StockService::movements_of_products`] for one statement's worth of products.
+    async fn movement_pages(
+        &self,
+        product_ids: &[Uuid],
+        cursor_version: Option<i32>,
+        direction: PageDirection,
+        limit: u64,
+    ) -> Result<Vec<stock_movement::Model>> {
+        let connection = self.database.connection();
+        let backend = connection.get_database_backend();
+        let placeholder = |position: usize| match backend {
+            DbBackend::Postgres => format!("${position}"),
+            _ => format!("?{position}"),
+        };
+        let (order, past_cursor) = match direction {
+            PageDirection::Forward => ("DESC", "<"),
+            PageDirection::Backward => ("ASC", ">"),
+        };
+        let mut values: Vec<sea_orm::Value> = vec![i64::try_from(limit).unwrap_or(i64::MAX).into()];
+        let limit_placeholder = placeholder(1);
+        let cursor_filter = match cursor_version {
+            Some(version) => {
+                values.push(version.into());
+                format!(" AND product_version {past_cursor} {}", placeholder(2))
+            }
+            None => String::new(),
+        };
+        // One LIMITed look-up per product, each a range of the (product_id, product_version)
+        // index, so a page costs the same however long a product's ledger grows.
+        let pages: Vec<String> = product_ids
+            .iter()
+            .enumerate()
+            .map(|(index, product_id)| {
+                values.push((*product_id).into());
+                format!(
+                    "SELECT * FROM (SELECT * FROM stock_movements \
+                     WHERE product_id = {}{cursor_filter} \
+                     ORDER BY product_version {order} LIMIT {limit_placeholder}) AS page_{index}",
+                    placeholder(values.len())
+                )
+            })
+            .collect();
+        let mut movements = stock_movement::Entity::find()
+            .from_raw_sql(Statement::from_sql_and_values(
+                backend,
+                pages.join(" UNION ALL "),
+                values,
+            ))
+            .all(connection)
+            .await?;
+        // UNION ALL keeps no order between its parts: put each product's page back in order.
+        movements.sort_by(|left, right| {
+            let by_version = left.product_version.cmp(&right.product_version);
+            left.product_id
+                .cmp(&right.product_id)
+                .then(match direction {
+                    PageDirection::Forward => by_version.reverse(),
+                    PageDirection::Backward => by_version,
+                })
+        });
+        Ok(movements)
+    }
+
+    /// How many movements each of `product_ids` has, in one statement (products without
+    /// movements are absent).
+    pub async fn count_movements_of_products(
+        &self,
+        product_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, u64>> {
+        #[derive(FromQueryResult)]
+        struct MovementCount {
+            product_id: Uuid,
+            count: i64,
+        }
+        if product_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let counts = stock_movement::Entity::find()
+            .select_only()
+            .column(stock_movement::Column::ProductId)
+            .column_as(stock_movement::Column::Id.count(), "count")
+            .filter(stock_movement::Column::ProductId.is_in(product_ids.iter().copied()))
+            .group_by(stock_movement::Column::ProductId)
+            .into_model::<MovementCount>()
+            .all(self.database.connection())
+            .await?;
+        Ok(counts
+            .into_iter()
+            .map(|row| (row.product_id, u64::try_from(row.count).unwrap_or(0)))
+            .collect())
+    }
+
     /// Movements by id, in one query (missing ones are simply absent).
     pub async fn find_movements(&self, ids: &[Uuid]) -> Result<Vec<stock_movement::Model>> {
         Ok(stock_movement::Entity::find()
@@ -250,12 +373,10 @@ impl StockService {
             .await?)
     }
 
-    /// How many movements the ledger holds, for one product or in all.
-    pub async fn count_movements(&self, product_id: Option<Uuid>) -> Result<u64> {
-        let mut query = stock_movement::Entity::find();
-        if let Some(product_id) = product_id {
-            query = query.filter(stock_movement::Column::ProductId.eq(product_id));
-        }
-        Ok(query.count(self.database.connection()).await?)
+    /// How many movements the whole ledger holds.
+    pub async fn count_movements(&self) -> Result<u64> {
+        Ok(stock_movement::Entity::find()
+            .count(self.database.connection())
+            .await?)
     }
 }

@@ -6,6 +6,7 @@ mod helpers;
 
 mod concurrency;
 mod deadlines;
+mod field_errors;
 mod flash_sale;
 mod fuzz;
 mod health;

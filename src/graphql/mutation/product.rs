@@ -20,7 +20,7 @@ impl ProductMutation {
     ) -> Result<Option<Product>> {
         let new = input.parse()?;
         let services = ctx.services()?;
-        Ok(Some(Product(
+        Ok(Some(Product::from(
             services.products.create(new, ctx.actor()?).await?,
         )))
     }
@@ -37,14 +37,16 @@ impl ProductMutation {
         )]
         expected_version: Option<i32>,
     ) -> Result<Option<Product>> {
-        let id = parse_id(&id)?;
+        let id = parse_id("id", &id)?;
         let changes = input.parse()?;
         let services = ctx.services()?;
-        Ok(Some(Product(
+        Ok(Some(Product::from(
             services
                 .products
                 .update(id, changes, expected_version)
-                .await?,
+                .await
+                // The one bad input left here is an input that changes nothing.
+                .map_err(|error| error.on_field("input"))?,
         )))
     }
 
@@ -59,8 +61,8 @@ impl ProductMutation {
         )]
         expected_version: Option<i32>,
     ) -> Result<Option<Product>> {
-        let id = parse_id(&id)?;
-        Ok(Some(Product(
+        let id = parse_id("id", &id)?;
+        Ok(Some(Product::from(
             ctx.services()?
                 .products
                 .delete(id, expected_version)
@@ -71,7 +73,9 @@ impl ProductMutation {
     /// Brings back a soft-deleted product (a live product is returned unchanged).
     /// Errors: `BAD_USER_INPUT`, `NOT_FOUND`, `SKU_CONFLICT` when its SKU was taken meanwhile.
     async fn restore_product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Product>> {
-        let id = parse_id(&id)?;
-        Ok(Some(Product(ctx.services()?.products.restore(id).await?)))
+        let id = parse_id("id", &id)?;
+        Ok(Some(Product::from(
+            ctx.services()?.products.restore(id).await?,
+        )))
     }
 }

@@ -32,7 +32,7 @@ impl ReservationMutation {
         >,
     ) -> Result<Option<Reservation>> {
         let request = ReserveRequest {
-            product_id: parse_id(&product_id)?,
+            product_id: parse_id("productId", &product_id)?,
             quantity: Quantity::parse(quantity.into())?,
             ttl: ReservationTtl::parse(ttl_seconds.map(i64::from))?,
             reference: Reference::parse(reference.as_deref())?,
@@ -76,12 +76,14 @@ async fn resolve(
     resolution: Resolution,
     idempotency_key: Option<String>,
 ) -> Result<Option<Reservation>> {
-    let id = parse_id(id)?;
+    let id = parse_id("id", id)?;
     let key = IdempotencyKey::parse(idempotency_key.as_deref())?;
     let services = ctx.services()?;
     let reservation = services
         .reservations
         .resolve(id, resolution, key, ctx.actor()?)
-        .await?;
+        .await
+        // The one bad input left here is an id that names no reservation.
+        .map_err(|error| error.on_field("id"))?;
     Ok(Some(Reservation(reservation)))
 }

@@ -72,7 +72,7 @@ async fn change_stock(
     idempotency_key: Option<String>,
 ) -> Result<Option<StockChange>> {
     let request = StockChangeRequest {
-        product_id: parse_id(id)?,
+        product_id: parse_id("id", id)?,
         direction,
         quantity: Quantity::parse(quantity.into())?,
         reason: Reason::parse(reason.as_deref())?,

@@ -16,6 +16,7 @@ impl LedgerQuery {
     async fn verify_ledger(&self, ctx: &Context<'_>) -> Result<LedgerReport> {
         let report = ctx.services()?.ledger.verify().await?;
         Ok(LedgerReport {
+            id: new_id(),
             ok: report.mismatches.is_empty(),
             products_checked: report.products_checked,
             mismatches: report
@@ -27,9 +28,17 @@ impl LedgerQuery {
     }
 }
 
+/// A fresh id: every check is a report of its own, and so is each discrepancy in it.
+fn new_id() -> ID {
+    ID(uuid::Uuid::now_v7().to_string())
+}
+
 /// The outcome of a ledger check.
 #[derive(SimpleObject)]
 pub struct LedgerReport {
+    /// This check's id (each check is a new report), so that a normalized client cache can
+    /// store it.
+    pub id: ID,
     /// True when nothing disagrees.
     pub ok: bool,
     /// How many products were checked (deleted ones included).
@@ -41,6 +50,8 @@ pub struct LedgerReport {
 /// A product whose stored figures disagree with its ledger or reservations.
 #[derive(SimpleObject)]
 pub struct LedgerDiscrepancy {
+    /// This finding's id (new with each check; not the product's, which `productId` is).
+    pub id: ID,
     /// The product.
     pub product_id: ID,
     /// Its SKU.
@@ -58,6 +69,7 @@ pub struct LedgerDiscrepancy {
 impl From<LedgerMismatch> for LedgerDiscrepancy {
     fn from(mismatch: LedgerMismatch) -> Self {
         Self {
+            id: new_id(),
             product_id: ID(mismatch.product_id.to_string()),
             sku: mismatch.sku,
             stock: mismatch.stock,

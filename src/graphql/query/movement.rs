@@ -4,8 +4,8 @@ use async_graphql::{Context, ID, Object, Result};
 
 use crate::graphql::context::ContextExt;
 use crate::graphql::types::{
-    Cursor, MovementCursor, PageArguments, PageRequest, StockMovement, StockMovementConnection,
-    StockMovementEdge, finish_page, page_cost, parse_id,
+    MovementCursor, PageArguments, PageRequest, ProductLedger, StockMovementConnection, page_cost,
+    parse_id,
 };
 
 /// Reading the stock ledger.
@@ -30,7 +30,10 @@ impl MovementQuery {
         #[graphql(desc = "Page backward: the items before this cursor (a page's `startCursor`).")]
         before: Option<String>,
     ) -> Result<StockMovementConnection> {
-        let product_id = product_id.as_ref().map(parse_id).transpose()?;
+        let product_id = product_id
+            .as_ref()
+            .map(|id| parse_id("productId", id))
+            .transpose()?;
         let page = PageRequest::<MovementCursor>::parse(PageArguments {
             first,
             after: after.as_deref(),
@@ -47,19 +50,13 @@ impl MovementQuery {
                 page.size + 1,
             )
             .await?;
-        let page_info = finish_page(&mut movements, &page, |movement| {
-            MovementCursor(movement.into())
-        });
-        Ok(StockMovementConnection {
-            edges: movements
-                .into_iter()
-                .map(|movement| StockMovementEdge {
-                    cursor: MovementCursor((&movement).into()).encode(),
-                    node: StockMovement::new(movement),
-                })
-                .collect(),
-            page_info,
-            product_id,
-        })
+        Ok(StockMovementConnection::from_page(
+            &mut movements,
+            &page,
+            product_id.map(|product_id| ProductLedger {
+                product_id,
+                listing: None,
+            }),
+        ))
     }
 }

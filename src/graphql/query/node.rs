@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_graphql::{Context, ID, Object, Result};
 use uuid::Uuid;
 
-use crate::entity::{product, reservation, stock_movement};
+use crate::entity::{reservation, stock_movement};
 use crate::error::Error;
 use crate::graphql::context::ContextExt;
 use crate::graphql::types::{Node, Product, Reservation, StockMovement, parse_id};
@@ -22,7 +22,7 @@ impl NodeQuery {
     /// The object with this id, whatever its type (`Product`, `StockMovement`, `Reservation`);
     /// null when nothing (or a deleted product) has it.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
-        Ok(find_nodes(ctx, &[id]).await?.pop().flatten())
+        Ok(find_nodes(ctx, "id", &[id]).await?.pop().flatten())
     }
 
     /// The objects with these ids (at most 100), in the same order; null for each id that names
@@ -30,20 +30,20 @@ impl NodeQuery {
     #[graphql(complexity = "1 + ids.len().max(1) * child_complexity")]
     async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<Option<Node>>> {
         if ids.len() > MAX_NODES {
-            return Err(Error::bad_input(format!(
-                "nodes takes at most {MAX_NODES} ids (got {})",
-                ids.len()
-            ))
+            return Err(Error::bad_field(
+                "ids",
+                format!("nodes takes at most {MAX_NODES} ids (got {})", ids.len()),
+            )
             .into());
         }
-        find_nodes(ctx, &ids).await
+        find_nodes(ctx, "ids", &ids).await
     }
 }
 
 /// A found object, before it becomes a `Node` (models are cheap to clone for an id asked twice).
 #[derive(Clone)]
 enum Found {
-    Product(product::Model),
+    Product(Product),
     Movement(stock_movement::Model),
     Reservation(reservation::Model),
 }
@@ -51,7 +51,7 @@ enum Found {
 impl From<Found> for Node {
     fn from(found: Found) -> Self {
         match found {
-            Found::Product(product) => Node::Product(Product(product)),
+            Found::Product(product) => Node::Product(product),
             Found::Movement(movement) => Node::StockMovement(StockMovement::new(movement)),
             Found::Reservation(reservation) => Node::Reservation(Reservation(reservation)),
         }
@@ -59,8 +59,11 @@ impl From<Found> for Node {
 }
 
 /// Looks the ids up type by type, asking each next type only for the ids not found yet.
-async fn find_nodes(ctx: &Context<'_>, ids: &[ID]) -> Result<Vec<Option<Node>>> {
-    let wanted: Vec<Uuid> = ids.iter().map(parse_id).collect::<Result<_, _>>()?;
+async fn find_nodes(ctx: &Context<'_>, argument: &str, ids: &[ID]) -> Result<Vec<Option<Node>>> {
+    let wanted: Vec<Uuid> = ids
+        .iter()
+        .map(|id| parse_id(argument, id))
+        .collect::<Result<_, _>>()?;
     let services = ctx.services()?;
     let mut found: HashMap<Uuid, Found> = HashMap::new();
     let missing = |found: &HashMap<Uuid, Found>| -> Vec<Uuid> {
@@ -70,8 +73,9 @@ async fn find_nodes(ctx: &Context<'_>, ids: &[ID]) -> Result<Vec<Option<Node>>> 
             .copied()
             .collect()
     };
-    for product in services.products.find_many(&wanted).await? {
-        found.insert(product.id, Found::Product(product));
+    // Listed together: their nested connections load for all of them at once.
+    for product in Product::listed(services.products.find_many(&wanted).await?) {
+        found.insert(product.0.id, Found::Product(product));
     }
     let rest = missing(&found);
     if !rest.is_empty() {

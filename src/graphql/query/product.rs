@@ -17,8 +17,8 @@ pub struct ProductQuery;
 impl ProductQuery {
     /// A product by id; null when it does not exist or is deleted.
     async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Product>> {
-        let id = parse_id(&id)?;
-        Ok(ctx.services()?.products.find(id).await?.map(Product))
+        let id = parse_id("id", &id)?;
+        Ok(ctx.services()?.products.find(id).await?.map(Product::from))
     }
 
     /// The live product with this SKU, in any letter case; null when there is none.
@@ -28,7 +28,7 @@ impl ProductQuery {
             .products
             .find_by_sku(&sku)
             .await?
-            .map(Product))
+            .map(Product::from))
     }
 
     /// Products in creation order, a page at a time.
@@ -73,11 +73,11 @@ impl ProductQuery {
             .await?;
         let page_info = finish_page(&mut products, &page, |product| ProductCursor(product.id));
         Ok(ProductConnection {
-            edges: products
+            edges: Product::listed(products)
                 .into_iter()
                 .map(|product| ProductEdge {
-                    cursor: ProductCursor(product.id).encode(),
-                    node: Product(product),
+                    cursor: ProductCursor(product.0.id).encode(),
+                    node: product,
                 })
                 .collect(),
             page_info,
@@ -87,7 +87,7 @@ impl ProductQuery {
 
     /// A product's stock at a glance; null when it does not exist or is deleted.
     async fn product_status(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ProductStatus>> {
-        let id = parse_id(&id)?;
+        let id = parse_id("id", &id)?;
         match ctx.services()?.products.find(id).await? {
             Some(product) => Ok(Some(ProductStatus::of(&product)?)),
             None => Ok(None),

@@ -13,7 +13,7 @@ pub struct ReservationQuery;
 impl ReservationQuery {
     /// A reservation by id, in any status; null when there is none.
     async fn reservation(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Reservation>> {
-        let id = parse_id(&id)?;
+        let id = parse_id("id", &id)?;
         Ok(ctx
             .services()?
             .reservations

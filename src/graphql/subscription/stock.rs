@@ -65,7 +65,11 @@ impl StockSubscription {
 
 fn parse_ids(ids: Option<Vec<ID>>) -> Result<Option<HashSet<Uuid>>> {
     Ok(ids
-        .map(|ids| ids.iter().map(parse_id).collect::<Result<HashSet<_>, _>>())
+        .map(|ids| {
+            ids.iter()
+                .map(|id| parse_id("productIds", id))
+                .collect::<Result<HashSet<_>, _>>()
+        })
         .transpose()?)
 }
 

@@ -17,7 +17,7 @@ pub struct LowStockEvent(pub Arc<StockEvent>);
 impl LowStockEvent {
     /// The product as the change left it.
     async fn product(&self) -> Product {
-        Product(self.0.product.to_model())
+        Product::from(self.0.product.to_model())
     }
 
     /// Units on hand after the change.

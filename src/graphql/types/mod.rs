@@ -9,7 +9,9 @@ mod reservation;
 mod stock_change;
 
 pub use event::LowStockEvent;
-pub use movement::{MovementKind, StockMovement, StockMovementConnection, StockMovementEdge};
+pub use movement::{
+    MovementKind, ProductLedger, StockMovement, StockMovementConnection, StockMovementEdge,
+};
 pub use node::Node;
 pub use pagination::{
     Cursor, MovementCursor, PageArguments, PageInfo, PageRequest, ProductCursor, finish_page,
@@ -27,13 +29,13 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
-/// Parses a GraphQL `ID` as the UUID it must be.
-pub fn parse_id(id: &ID) -> Result<Uuid> {
+/// Parses the GraphQL `ID` given as `argument` as the UUID it must be.
+pub fn parse_id(argument: &str, id: &ID) -> Result<Uuid> {
     Uuid::parse_str(id.as_str()).map_err(|_| {
-        Error::bad_input(format!(
-            "'{}' is not a valid id (expected a UUID)",
-            id.as_str()
-        ))
+        Error::bad_field(
+            argument,
+            format!("'{}' is not a valid id (expected a UUID)", id.as_str()),
+        )
     })
 }
 

@@ -1,11 +1,14 @@
 //! `StockMovement`: an entry of the stock ledger.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::{PageInfo, Product, to_int};
+use super::{Cursor, MovementCursor, PageInfo, PageRequest, Product, finish_page, to_int};
 use crate::entity::{product, stock_movement};
 use crate::graphql::context::ContextExt;
+use crate::graphql::loaders::ProductListing;
 
 /// An entry of the append-only stock ledger, with its product when that is already at hand.
 pub struct StockMovement {
@@ -49,9 +52,11 @@ impl StockMovement {
     /// event, else as it is now (also when it has been deleted since).
     async fn product(&self, ctx: &Context<'_>) -> Result<Product> {
         if let Some(product) = &self.product {
-            return Ok(Product(product.clone()));
+            return Ok(Product::from(product.clone()));
         }
-        Ok(Product(ctx.load_product(self.movement.product_id).await?))
+        Ok(Product::from(
+            ctx.load_product(self.movement.product_id).await?,
+        ))
     }
 
     /// What caused it.
@@ -140,7 +145,38 @@ pub struct StockMovementConnection {
     /// Where this page stands.
     pub page_info: PageInfo,
     /// The product the listing is limited to, for `totalCount`.
-    pub product_id: Option<uuid::Uuid>,
+    pub product: Option<ProductLedger>,
+}
+
+/// The product a movement listing is limited to, with the products it was listed with.
+pub struct ProductLedger {
+    /// The product.
+    pub product_id: uuid::Uuid,
+    /// The products listed with it, whose counts load together.
+    pub listing: Option<Arc<ProductListing>>,
+}
+
+impl StockMovementConnection {
+    /// The connection for `movements`, fetched one past the page (`size + 1`) nearest the
+    /// cursor first; `product_id` when the listing is one product's.
+    pub fn from_page(
+        movements: &mut Vec<stock_movement::Model>,
+        page: &PageRequest<MovementCursor>,
+        product: Option<ProductLedger>,
+    ) -> Self {
+        let page_info = finish_page(movements, page, |movement| MovementCursor(movement.into()));
+        Self {
+            edges: movements
+                .drain(..)
+                .map(|movement| StockMovementEdge {
+                    cursor: MovementCursor((&movement).into()).encode(),
+                    node: StockMovement::new(movement),
+                })
+                .collect(),
+            page_info,
+            product,
+        }
+    }
 }
 
 /// A page of stock movements, newest first (a Relay connection).
@@ -164,10 +200,12 @@ impl StockMovementConnection {
     /// How many movements the listing holds in all pages (counted only when asked for; a
     /// count scans the whole listing, so an operation may ask for only a few).
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        Ok(ctx
-            .services()?
-            .stock
-            .count_movements(self.product_id)
-            .await?)
+        Ok(match &self.product {
+            Some(ledger) => {
+                ctx.count_product_movements(ledger.listing.as_deref(), ledger.product_id)
+                    .await?
+            }
+            None => ctx.services()?.stock.count_movements().await?,
+        })
     }
 }

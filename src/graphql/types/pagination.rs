@@ -69,15 +69,19 @@ impl<C: Cursor> PageRequest<C> {
         let size = match requested {
             None => DEFAULT_PAGE_SIZE,
             Some(size) if size < 0 => {
-                return Err(Error::bad_input(format!(
-                    "{name} must not be negative (got {size})"
-                )));
+                return Err(Error::bad_field(
+                    name,
+                    format!("{name} must not be negative (got {size})"),
+                ));
             }
             Some(size) => u64::try_from(size).unwrap_or(0).min(MAX_PAGE_SIZE),
         };
         Ok(Self {
             size,
-            cursor: cursor.map(C::decode).transpose()?,
+            cursor: cursor
+                .map(C::decode)
+                .transpose()
+                .map_err(|error| error.on_field(if backward { "before" } else { "after" }))?,
             direction: if backward {
                 PageDirection::Backward
             } else {
@@ -151,6 +155,7 @@ fn decode_text(cursor: &str) -> Option<String> {
 }
 
 fn invalid_cursor(cursor: &str) -> Error {
+    // Its argument (`after` or `before`) is named by the page that reads it.
     Error::bad_input(format!("'{cursor}' is not a valid cursor"))
 }
 

@@ -1,16 +1,44 @@
 //! `Product` and the types around it.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::{PageInfo, to_int};
+use super::ProductLedger;
+use super::{
+    MovementCursor, PageArguments, PageInfo, PageRequest, StockMovementConnection, page_cost,
+    to_int,
+};
 use crate::domain::{ProductName, Sku, StockLevel};
 use crate::entity::product;
 use crate::graphql::context::ContextExt;
+use crate::graphql::loaders::{MovementPageKey, ProductListing};
 use crate::service::{self, NewProduct, ProductChanges, ProductFilter};
 
-/// A product in the catalogue.
-pub struct Product(pub product::Model);
+/// A product in the catalogue, with the products it was listed with (if any) for batched
+/// nested fields.
+#[derive(Clone)]
+pub struct Product(pub product::Model, Option<Arc<ProductListing>>);
+
+impl From<product::Model> for Product {
+    fn from(product: product::Model) -> Self {
+        Self(product, None)
+    }
+}
+
+impl Product {
+    /// Products returned together: their nested connections load for all of them at once.
+    pub fn listed(products: Vec<product::Model>) -> Vec<Product> {
+        let listing = Arc::new(ProductListing::new(
+            products.iter().map(|product| product.id).collect(),
+        ));
+        products
+            .into_iter()
+            .map(|product| Self(product, Some(Arc::clone(&listing))))
+            .collect()
+    }
+}
 
 /// A product in the catalogue, with its stock on hand.
 #[Object]
@@ -74,6 +102,49 @@ impl Product {
     /// When it was soft-deleted; null while it is live.
     async fn deleted_at(&self) -> Option<DateTime<Utc>> {
         self.0.deleted_at
+    }
+
+    /// Its stock ledger, newest first (a Relay connection; the same entries as
+    /// `stockMovements(productId:)`). The pages of every product in a response are loaded
+    /// together, so a list of products with their last few movements costs a fixed number of
+    /// queries.
+    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
+    async fn movements(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size: 20 when omitted, at most 100.")] first: Option<i32>,
+        #[graphql(desc = "Continue after this cursor (a previous page's `endCursor`).")]
+        after: Option<String>,
+        #[graphql(desc = "Page backward: this many items, 20 when omitted, at most 100.")]
+        last: Option<i32>,
+        #[graphql(desc = "Page backward: the items before this cursor (a page's `startCursor`).")]
+        before: Option<String>,
+    ) -> Result<StockMovementConnection> {
+        let page = PageRequest::<MovementCursor>::parse(PageArguments {
+            first,
+            after: after.as_deref(),
+            last,
+            before: before.as_deref(),
+        })?;
+        let mut movements = ctx
+            .load_movement_page(
+                self.1.as_deref(),
+                MovementPageKey {
+                    product_id: self.0.id,
+                    cursor_version: page.cursor.as_ref().map(|cursor| cursor.0.product_version),
+                    direction: page.direction,
+                    limit: page.size + 1,
+                },
+            )
+            .await?;
+        Ok(StockMovementConnection::from_page(
+            &mut movements,
+            &page,
+            Some(ProductLedger {
+                product_id: self.0.id,
+                listing: self.1.clone(),
+            }),
+        ))
     }
 }
 
@@ -156,6 +227,7 @@ impl CreateProductInput {
             self.stock.into(),
             self.reorder_level.into(),
         )
+        .map_err(|error| error.under("input"))
     }
 }
 
@@ -175,12 +247,23 @@ impl UpdateProductInput {
     /// Validates the fields that are present.
     pub fn parse(self) -> crate::error::Result<ProductChanges> {
         Ok(ProductChanges {
-            name: self.name.as_deref().map(ProductName::parse).transpose()?,
-            sku: self.sku.as_deref().map(Sku::parse).transpose()?,
+            name: self
+                .name
+                .as_deref()
+                .map(ProductName::parse)
+                .transpose()
+                .map_err(|error| error.under("input"))?,
+            sku: self
+                .sku
+                .as_deref()
+                .map(Sku::parse)
+                .transpose()
+                .map_err(|error| error.under("input"))?,
             reorder_level: self
                 .reorder_level
                 .map(|level| StockLevel::parse("reorderLevel", level.into()))
-                .transpose()?,
+                .transpose()
+                .map_err(|error| error.under("input"))?,
         })
     }
 }

@@ -25,7 +25,7 @@ impl Reservation {
 
     /// The product as it is now.
     async fn product(&self, ctx: &Context<'_>) -> Result<Product> {
-        Ok(Product(ctx.load_product(self.0.product_id).await?))
+        Ok(Product::from(ctx.load_product(self.0.product_id).await?))
     }
 
     /// Units held.

@@ -29,7 +29,7 @@ impl StockChange {
 
     /// The product after the change.
     async fn product(&self) -> Product {
-        Product(self.0.product.clone())
+        Product::from(self.0.product.clone())
     }
 
     /// The ledger entry the change recorded.
