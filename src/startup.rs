@@ -99,6 +99,10 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
             get(graphql::graphql_get).post(graphql::graphql_post),
         )
         .route("/graphql/ws", get(graphql::graphql_ws))
+        .route(
+            &format!("{}/{{package}}/{{file}}", graphql::GRAPHIQL_ASSETS_PATH),
+            get(graphql::graphiql_asset),
+        )
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .merge(rest::routes())

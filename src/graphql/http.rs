@@ -9,13 +9,12 @@
 //! under the new media type and `200` with `errors` under `application/json`, as the
 //! specification asks.
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Request, Variables};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::errors::{REQUEST_ERROR_CODES, SYSTEM_FAILURE_CODES};
@@ -131,7 +130,7 @@ pub async fn graphql_get(
 ) -> Response {
     let Some(raw_query) = raw_query.filter(|raw| !raw.is_empty()) else {
         return if settings.graphiql {
-            graphiql().into_response()
+            super::graphiql::page().into_response()
         } else {
             error_response(
                 StatusCode::NOT_FOUND,
@@ -401,16 +400,6 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
 }
 
 /// The GraphiQL explorer, wired to `/graphql` and `/graphql/ws`.
-fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("Stockroom")
-            .finish(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@ mod authorization;
 pub mod context;
 mod document;
 mod errors;
+mod graphiql;
 mod http;
 mod limits;
 mod loaders;
@@ -15,6 +16,7 @@ mod subscription;
 pub mod types;
 mod ws;
 
+pub use graphiql::{ASSETS_PATH as GRAPHIQL_ASSETS_PATH, asset as graphiql_asset};
 pub use http::{error_response, graphql_get, graphql_post};
 pub use ws::{WebSocketSettings, graphql_ws};
 

@@ -11,6 +11,24 @@ on_both_backends!(
     a_broken_document_gets_a_document_code_and_400_under_the_graphql_media_type,
 );
 
+on_both_backends!(with_args ["--no-graphiql"] => no_graphiql_serves_neither_page_nor_files);
+
+async fn no_graphiql_serves_neither_page_nor_files(app: TestApp) {
+    for path in [
+        "/graphql",
+        "/graphiql-assets/graphiql@3.8.3/graphiql.min.js",
+    ] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
+}
+
 async fn every_response_carries_a_request_id_and_echoes_the_clients(app: TestApp) {
     let generated = app
         .client
@@ -70,6 +88,49 @@ async fn graphiql_is_served_on_get(app: TestApp) {
     let page = response.text().await.unwrap();
     assert!(page.contains("graphiql"), "{page}");
     assert!(page.contains("/graphql/ws"));
+
+    // Every file the page loads comes from this server, versioned and cached for good.
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "{page}"
+    );
+    let files: Vec<&str> = page
+        .split(['"', '\''])
+        .filter(|part| part.starts_with("/graphiql-assets/"))
+        .collect();
+    assert_eq!(files.len(), 5, "{page}");
+    for file in files {
+        let response = app
+            .client
+            .get(format!("{}{file}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{file}");
+        assert_eq!(
+            response.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        let kind = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            kind.starts_with("text/javascript") || kind.starts_with("text/css"),
+            "{file}: {kind}"
+        );
+        assert!(!response.bytes().await.unwrap().is_empty());
+    }
+    let missing = app
+        .client
+        .get(format!(
+            "{}/graphiql-assets/graphiql@0.0.0/graphiql.min.js",
+            app.address
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
 }
 
 async fn a_body_that_is_not_a_graphql_request_gets_a_graphql_shaped_bad_input_error(app: TestApp) {
