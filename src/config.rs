@@ -188,6 +188,10 @@ pub struct Config {
     #[arg(long, env = "STOCKROOM_NO_GRAPHIQL", global = true)]
     pub no_graphiql: bool,
 
+    /// Do not serve the stock board on `GET /`.
+    #[arg(long, env = "STOCKROOM_NO_UI", global = true)]
+    pub no_ui: bool,
+
     /// Origins allowed to call the API from a browser (comma-separated, e.g.
     /// `https://shop.example.com`). None by default: same-origin only.
     #[arg(

@@ -3,6 +3,9 @@
 /// Bearer tokens, callers, and which role each operation needs.
 pub mod auth;
 /// The subcommands besides `serve`.
+/// The stock board page at `GET /`.
+pub mod board;
+
 pub mod cli;
 /// Command line and environment configuration.
 pub mod config;

@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 use secrecy::ExposeSecret;
 
 use crate::auth::{Authenticator, MIN_SECRET_BYTES};
+use crate::board;
 use crate::config::Config;
 use crate::database::Database;
 use crate::events::EventBus;
@@ -88,6 +89,8 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// Origins allowed to call from a browser; empty means same-origin only.
     pub cors_allowed_origins: Vec<HeaderValue>,
+    /// Whether `GET /` serves the stock board.
+    pub board: bool,
 }
 
 /// The HTTP routes over `state`, shared by `main` and the tests.
@@ -105,7 +108,13 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
         )
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .merge(rest::routes())
+        .merge(rest::routes());
+    if limits.board {
+        router = router
+            .route("/", get(board::page))
+            .route("/board/{fingerprint}/{file}", get(board::asset));
+    }
+    let mut router = router
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -218,6 +227,7 @@ impl Application {
                         .map_err(|_| StartupError::InvalidCorsOrigin(origin.clone()))
                 })
                 .collect::<Result<_, _>>()?,
+            board: !config.no_ui,
         };
 
         let database = Database::connect(&config.database())

@@ -7,11 +7,60 @@ on_both_backends!(
     health_says_ok,
     ready_is_200_when_the_database_answers,
     graphiql_is_served_on_get,
+    the_stock_board_is_served_at_the_root_from_this_server_only,
     a_body_that_is_not_a_graphql_request_gets_a_graphql_shaped_bad_input_error,
     a_broken_document_gets_a_document_code_and_400_under_the_graphql_media_type,
 );
 
 on_both_backends!(with_args ["--no-graphiql"] => no_graphiql_serves_neither_page_nor_files);
+on_both_backends!(with_args ["--no-ui"] => no_ui_serves_no_board);
+
+async fn the_stock_board_is_served_at_the_root_from_this_server_only(app: TestApp) {
+    let response = app.client.get(&app.address).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("Stockroom"), "{page}");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "{page}"
+    );
+    let files: Vec<&str> = page
+        .split('"')
+        .filter(|part| part.starts_with("/board/"))
+        .collect();
+    assert_eq!(files.len(), 2, "{page}");
+    for file in files {
+        let response = app
+            .client
+            .get(format!("{}{file}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{file}");
+        assert_eq!(
+            response.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        let body = response.text().await.unwrap();
+        // The script talks to this server only: relative URLs, never another origin.
+        assert!(
+            !body.contains("https://") && !body.contains("http://localhost"),
+            "{file}"
+        );
+    }
+    let stale = app
+        .client
+        .get(format!("{}/board/0000000000000000/board.js", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 404);
+}
+
+async fn no_ui_serves_no_board(app: TestApp) {
+    let response = app.client.get(&app.address).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+}
 
 async fn no_graphiql_serves_neither_page_nor_files(app: TestApp) {
     for path in [
