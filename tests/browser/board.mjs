@@ -2,10 +2,11 @@
 // origin blocked (a request to one fails the test): it lists the products, pages and searches,
 // and a product turns LOW_STOCK live, with an alert in the feed, when a reduction is made from
 // outside (over HTTP, by this script); its stock history draws; it reads on a phone-sized
-// screen. Screenshots go to target/browser/. Usage: node board.mjs <path/to/stockroom> [chromium]
+// screen. Authentication is on: the board asks for nothing until a token is put in its token
+// field. Screenshots go to target/browser/. Usage: node board.mjs <path/to/stockroom> [chromium]
 import { runInBrowser } from "./harness.mjs";
 
-await runInBrowser("board", async ({ origin, graphql, page, shot }) => {
+await runInBrowser("board", async ({ origin, graphql, page, shot, token }) => {
   const ids = [];
   for (let index = 1; index <= 25; index += 1) {
     const sku = `BOARD-${String(index).padStart(2, "0")}`;
@@ -18,6 +19,10 @@ await runInBrowser("board", async ({ origin, graphql, page, shot }) => {
   await graphql(`mutation($id: ID!) { addStock(id: $id, quantity: 15) { newStock } }`, { id: ids[0] });
 
   await page.goto(origin, { waitUntil: "load" });
+  // Without a token the API refuses, and the board says so.
+  await page.locator("#error", { hasText: "UNAUTHENTICATED" }).waitFor({ timeout: 15_000 });
+  await page.getByLabel(/Bearer token/).fill(token);
+  await page.getByRole("button", { name: "Use token" }).click();
   const rows = page.locator("#products tbody tr");
   await rows.first().waitFor({ timeout: 15_000 });
   if ((await rows.count()) !== 20) throw new Error(`a page shows ${await rows.count()} rows, not 20`);

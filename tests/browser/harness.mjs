@@ -1,7 +1,8 @@
 // Shared by the browser tests: the real binary on a fresh SQLite file, headless Chromium with
 // every request to another origin aborted (and remembered, so the test can fail on it), and a
 // small GraphQL client for changes made from outside the page.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -10,17 +11,25 @@ import { chromium } from "playwright-core";
 
 export const screenshots = resolve(new URL("../../target/browser", import.meta.url).pathname);
 
-// Runs `test({ origin, graphql, page, foreign, pageErrors, shot })` and exits 0 or 1.
+// Runs `test({ origin, graphql, page, shot, token })` and exits 0 or 1. The server runs with
+// authentication on: `token` is an admin's bearer token, which `graphql` sends.
 export async function runInBrowser(name, test) {
   const binary = resolve(process.argv[2] ?? "target/debug/stockroom");
   const browserPath = process.argv[3] ?? "/usr/bin/chromium";
   mkdirSync(screenshots, { recursive: true });
   const folder = mkdtempSync(join(tmpdir(), "stockroom-browser-"));
+  const env = { ...process.env, STOCKROOM_JWT_SECRET: randomBytes(32).toString("hex") };
+  const databaseUrl = `sqlite://${join(folder, "stockroom.db")}`;
   const server = spawn(
     binary,
-    ["serve", "--database-url", `sqlite://${join(folder, "stockroom.db")}`, "--listen", "127.0.0.1:0", "--log-format", "json"],
-    { stdio: ["ignore", "pipe", "inherit"] },
+    ["serve", "--database-url", databaseUrl, "--listen", "127.0.0.1:0", "--log-format", "json"],
+    { stdio: ["ignore", "pipe", "inherit"], env },
   );
+  const issued = spawnSync(binary, ["token", "--role", "admin", "--subject", "browser-test", "--database-url", databaseUrl], {
+    env,
+    encoding: "utf8",
+  });
+  const token = issued.stdout.trim();
   let browser;
   let page;
   const finish = async (error) => {
@@ -53,7 +62,7 @@ export async function runInBrowser(name, test) {
     const graphql = async (query, variables = {}) => {
       const response = await fetch(`${origin}/graphql`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
         body: JSON.stringify({ query, variables }),
       });
       const body = await response.json();
@@ -82,7 +91,8 @@ export async function runInBrowser(name, test) {
     const pageErrors = [];
     page.on("pageerror", (error) => pageErrors.push(error.message));
     const shot = (file) => page.screenshot({ path: join(screenshots, file), fullPage: true });
-    await test({ origin, graphql, page, shot });
+    if (issued.status !== 0 || !token) throw new Error(`stockroom token failed: ${issued.stderr}`);
+    await test({ origin, graphql, page, shot, token });
     if (foreign.length) throw new Error(`requests to other origins: ${foreign.join(", ")}`);
     if (pageErrors.length) throw new Error(`errors in the page: ${pageErrors.join("; ")}`);
     await finish();
