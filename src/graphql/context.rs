@@ -22,8 +22,8 @@ pub(crate) trait ContextExt {
     fn actor(&self) -> Result<&Actor>;
     /// A product by id (deleted ones too), batched with the other look-ups of this response.
     async fn load_product(&self, id: Uuid) -> Result<product::Model>;
-    /// One product's page of movements, batched with the other products of this response.
-    /// (with the products of its `listing` in one statement; otherwise through a DataLoader).
+    /// One product's page of movements: loaded with the products of its `listing` in one
+    /// statement, or else batched with the other products of this response by a DataLoader.
     async fn load_movement_page(
         &self,
         listing: Option<&ProductListing>,
