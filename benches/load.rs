@@ -233,6 +233,64 @@ fn row(scenario: &str, load: &Load, reference: Option<f64>, goal: &str, peak: f6
     })
 }
 
+/// A product with 20 lots (different expiry dates, a few without) spread over `MAIN` and two
+/// more locations, with enough units in each for any bounded run. Returns its id.
+async fn seed_lots(server: &Server) -> String {
+    let call = |query: String, variables: Value| async move {
+        let response: Value = server
+            .client
+            .post(&server.graphql)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(response.get("errors").is_none(), "{response}");
+        response["data"].clone()
+    };
+    let product = call(
+        "mutation { createProduct(input: { name: \"Lots\", sku: \"LOTS-1\", stock: 0 }) { id } }"
+            .into(),
+        json!({}),
+    )
+    .await["createProduct"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let main = call(
+        "{ locationByCode(code: \"MAIN\") { id } }".into(),
+        json!({}),
+    )
+    .await["locationByCode"]["id"]
+        .clone();
+    let mut locations = vec![main];
+    for (code, priority) in [("EAST", 1), ("WEST", 2)] {
+        let created = call(
+            format!("mutation {{ createLocation(input: {{ code: \"{code}\", name: \"{code}\", priority: {priority} }}) {{ id }} }}"),
+            json!({}),
+        )
+        .await;
+        locations.push(created["createLocation"]["id"].clone());
+    }
+    let today = chrono::Utc::now().date_naive();
+    for lot in 0..20_i64 {
+        let expires_on =
+            (lot % 7 != 6).then(|| (today + chrono::Duration::days(30 + lot * 3)).to_string());
+        call(
+            "mutation($id: ID!, $location: ID!, $lot: LotInput!) { addStock(id: $id, quantity: 100000000, locationId: $location, lot: $lot) { newStock } }".into(),
+            json!({
+                "id": product,
+                "location": locations[(lot % 3) as usize],
+                "lot": { "code": format!("LOT-{lot:02}"), "expiresOn": expires_on },
+            }),
+        )
+        .await;
+    }
+    product
+}
+
 /// The reference for a reduction: the same statements the server runs, as one pgbench
 /// transaction (`id_sql` names the product).
 fn transaction(id_sql: &str) -> String {
@@ -402,6 +460,15 @@ async fn main() {
             .await
             .unwrap();
     }
+    // Their stock sits in location MAIN, one lot-less bucket each (as the migration and
+    // `createProduct` lay it out).
+    database
+        .execute_unprepared(
+            "INSERT INTO stock_buckets (id, product_id, location_id, lot_code, expires_on, stock, reserved, expired, created_at) \
+             SELECT id, id, (SELECT id FROM locations WHERE code_key = 'main'), '', NULL, stock, 0, false, now() FROM products",
+        )
+        .await
+        .unwrap();
     database.execute_unprepared("ANALYZE").await.unwrap();
     let hot = server
         .client
@@ -474,6 +541,32 @@ async fn main() {
             &[],
         );
         report.add(row("spread_reduce", &load, Some(spread), ">= 0.7", peak));
+    }
+
+    // fefo_reduce: one product whose stock sits in 20 lots over 3 locations; every reduction
+    // picks its lot first-expiring first.
+    if run("fefo_reduce") {
+        let lots_product = seed_lots(&server).await;
+        let body = graphql_body(
+            "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
+            json!({ "id": lots_product }),
+        );
+        let sampler = RssSampler::start();
+        let load = drive(&server, CLIENTS, seconds, move |_| body.clone()).await;
+        let peak = sampler.peak().await;
+        let reference = pgbench(
+            &database_url,
+            &transaction(":hot"),
+            options.seconds,
+            &[("hot", &lots_product)],
+        );
+        report.add(row(
+            "fefo_reduce",
+            &load,
+            Some(reference),
+            "report (reference: pgbench, hot_reduce_txn's SQL on the product row)",
+            peak,
+        ));
     }
 
     // read_by_id: random products among 10,000.

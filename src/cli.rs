@@ -60,9 +60,9 @@ pub async fn verify(config: &Config, as_of: Option<DateTime<Utc>>) -> ExitCode {
         };
     }
     match ledger.verify().await {
-        Ok(report) if report.mismatches.is_empty() => {
+        Ok(report) if report.is_clean() => {
             println!(
-                "ok: {} products, every stock equals its ledger and every reserved count its active reservations",
+                "ok: {} products, every stock equals its ledger and its buckets, every bucket its allocations, every movement its allocations, and every reserved count its active reservations",
                 report.products_checked
             );
             ExitCode::SUCCESS
@@ -70,19 +70,44 @@ pub async fn verify(config: &Config, as_of: Option<DateTime<Utc>>) -> ExitCode {
         Ok(report) => {
             for mismatch in &report.mismatches {
                 println!(
-                    "MISMATCH {} {}: stock {} but ledger {}; reserved {} but active reservations {}",
+                    "MISMATCH {} {}: stock {} but ledger {} and buckets {}; reserved {} but active reservations {} and buckets {}; expired {} but buckets {}",
                     mismatch.product_id,
                     mismatch.sku,
                     mismatch.stock,
                     mismatch.ledger_stock,
+                    mismatch.bucket_stock,
                     mismatch.reserved,
-                    mismatch.active_reserved
+                    mismatch.active_reserved,
+                    mismatch.bucket_reserved,
+                    mismatch.expired,
+                    mismatch.bucket_expired
+                );
+            }
+            for bucket in &report.bucket_mismatches {
+                println!(
+                    "MISMATCH bucket {} (product {}, location {}, lot '{}'): stock {} but allocations {}; reserved {} but held {}",
+                    bucket.bucket_id,
+                    bucket.product_id,
+                    bucket.location_id,
+                    bucket.lot_code,
+                    bucket.stock,
+                    bucket.allocated,
+                    bucket.reserved,
+                    bucket.held
+                );
+            }
+            for movement in &report.movement_mismatches {
+                println!(
+                    "MISMATCH movement {}: quantity {} but allocations {}",
+                    movement.movement_id, movement.delta, movement.allocated
                 );
             }
             println!(
-                "{} of {} products disagree with the ledger",
+                "{} of {} products, {} buckets and {} movements disagree with the ledger",
                 report.mismatches.len(),
-                report.products_checked
+                report.products_checked,
+                report.bucket_mismatches.len(),
+                report.movement_mismatches.len()
             );
             ExitCode::FAILURE
         }

@@ -207,6 +207,11 @@ pub struct Config {
     #[arg(long, env = "STOCKROOM_RESERVATION_SWEEP_INTERVAL", default_value = "5s", value_parser = positive_duration, global = true)]
     pub reservation_sweep_interval: Duration,
 
+    /// How often lots that passed their date are looked for and marked expired (e.g. `1m`);
+    /// every change to a product also marks its lots on the spot.
+    #[arg(long, env = "STOCKROOM_LOT_EXPIRY_INTERVAL", default_value = "60s", value_parser = positive_duration, global = true)]
+    pub lot_expiry_interval: Duration,
+
     /// How long idempotency keys are kept (at least 24 hours, as documented).
     #[arg(long, env = "STOCKROOM_IDEMPOTENCY_RETENTION", default_value = "24h", value_parser = positive_duration, global = true)]
     pub idempotency_retention: Duration,

@@ -64,6 +64,10 @@ pub enum Error {
     #[error("{0}")]
     ReservationNotActive(String),
 
+    /// Archiving a location that still holds stock or reserved units; says how much.
+    #[error("{0}")]
+    LocationNotEmpty(String),
+
     /// No valid credentials came with a request that needs them.
     #[error("{0}")]
     Unauthenticated(String),
@@ -99,6 +103,7 @@ impl Error {
             Error::StockLimitExceeded => "STOCK_LIMIT_EXCEEDED",
             Error::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Error::ReservationNotActive(_) => "RESERVATION_NOT_ACTIVE",
+            Error::LocationNotEmpty(_) => "LOCATION_NOT_EMPTY",
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::Forbidden(_) => "FORBIDDEN",
             Error::Unavailable(_) => "UNAVAILABLE",

@@ -7,6 +7,8 @@ pub mod auth;
 pub mod board;
 
 pub mod cli;
+/// Today's date, which decides when lots expire.
+pub mod clock;
 /// Command line and environment configuration.
 pub mod config;
 /// The database connection and the one way to begin a write.

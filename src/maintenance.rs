@@ -1,5 +1,5 @@
-//! Background upkeep: expiring reservations whose time ran out, and forgetting old
-//! idempotency keys.
+//! Background upkeep: expiring reservations whose time ran out and lots that passed their
+//! date, and forgetting old idempotency keys.
 
 use std::time::Duration;
 
@@ -12,11 +12,26 @@ pub struct MaintenanceSettings {
     pub reservation_sweep_interval: Duration,
     /// How long idempotency keys are kept.
     pub idempotency_retention: Duration,
+    /// How often lots past their date are looked for.
+    pub lot_expiry_interval: Duration,
 }
 
 /// Starts the upkeep tasks on the current runtime. Failures are logged and retried on the next
 /// round; they never stop the server.
 pub fn spawn(services: Services, settings: MaintenanceSettings) {
+    let lots = services.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(settings.lot_expiry_interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match lots.stock.expire_lots().await {
+                Ok(0) => {}
+                Ok(expired) => tracing::info!(expired, "lots passed their date and expired"),
+                Err(error) => tracing::warn!(?error, "the lot expiry check failed; retrying"),
+            }
+        }
+    });
     let sweeper = services.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(settings.reservation_sweep_interval);

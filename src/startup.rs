@@ -249,6 +249,7 @@ impl Application {
             MaintenanceSettings {
                 reservation_sweep_interval: config.reservation_sweep_interval,
                 idempotency_retention: config.idempotency_retention,
+                lot_expiry_interval: config.lot_expiry_interval,
             },
         );
         let graphql = config.graphql();

@@ -8,6 +8,9 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_products;
 mod m20261122_000002_create_stock_movements;
 mod m20261122_000003_reservations_idempotency_append_only;
+mod m20261206_000004_locations_and_lots;
+
+pub use m20261206_000004_locations_and_lots::MAIN_LOCATION_ID;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -19,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_products::Migration),
             Box::new(m20261122_000002_create_stock_movements::Migration),
             Box::new(m20261122_000003_reservations_idempotency_append_only::Migration),
+            Box::new(m20261206_000004_locations_and_lots::Migration),
         ]
     }
 }

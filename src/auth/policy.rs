@@ -19,6 +19,10 @@ pub const POLICY: &[(&str, Role)] = &[
     ("reservation", Role::Viewer),
     ("node", Role::Viewer),
     ("nodes", Role::Viewer),
+    ("locations", Role::Viewer),
+    ("location", Role::Viewer),
+    ("locationByCode", Role::Viewer),
+    ("expiringLots", Role::Viewer),
     // Mutations
     ("createProduct", Role::Manager),
     ("updateProduct", Role::Manager),
@@ -29,9 +33,15 @@ pub const POLICY: &[(&str, Role)] = &[
     ("reserveStock", Role::Manager),
     ("commitReservation", Role::Manager),
     ("releaseReservation", Role::Manager),
+    ("transferStock", Role::Manager),
+    ("writeOffStock", Role::Manager),
+    ("createLocation", Role::Admin),
+    ("updateLocation", Role::Admin),
+    ("archiveLocation", Role::Admin),
     // Subscriptions
     ("lowStock", Role::Viewer),
     ("stockChanged", Role::Viewer),
+    ("lotExpired", Role::Viewer),
 ];
 
 /// The declared name equal to `operation`, as a `'static` label for metrics.

@@ -3,11 +3,13 @@
 
 mod actor;
 mod idempotency;
+mod location;
 mod product;
 mod stock;
 
 pub use actor::{Actor, Role};
 pub use idempotency::IdempotencyKey;
+pub use location::{DaysAhead, LocationCode, LocationName, LotCode};
 pub use product::{ProductName, Sku, fold_case};
 pub use stock::{Quantity, Reason, Reference, ReservationTtl, StockLevel};
 

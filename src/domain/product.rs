@@ -56,7 +56,7 @@ pub fn fold_case(text: &str) -> String {
     text.to_lowercase()
 }
 
-fn parse_text(field: &str, raw: &str, max_chars: usize) -> Result<String> {
+pub(super) fn parse_text(field: &str, raw: &str, max_chars: usize) -> Result<String> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(Error::bad_field(

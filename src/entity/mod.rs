@@ -2,6 +2,10 @@
 //! layers wrap them in their own types.
 
 pub mod idempotency_key;
+pub mod location;
 pub mod product;
 pub mod reservation;
+pub mod reservation_hold;
+pub mod stock_allocation;
+pub mod stock_bucket;
 pub mod stock_movement;

@@ -3,7 +3,9 @@
 use sea_orm::entity::prelude::*;
 
 /// A product as stored. `name_key` and `sku_key` are the case-folded copies that searches and
-/// the live-SKU unique index use. `reserved` units are held by active reservations.
+/// the live-SKU unique index use. `reserved` units are held by active reservations; `expired`
+/// units sit in lots past their date. `stock`, `reserved` and `expired` are the sums over the
+/// product's buckets, kept in the same transaction as the buckets.
 /// Serializable because idempotent operations store their original result.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "products")]
@@ -21,6 +23,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub deleted_at: Option<DateTimeUtc>,
     pub reserved: i64,
+    /// Units on hand in expired lots.
+    pub expired: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -45,9 +49,10 @@ impl Model {
         self.deleted_at.is_some()
     }
 
-    /// Units that reductions and new reservations may take: stock less what is reserved.
+    /// Units that reductions and new reservations may take: stock less what is reserved and
+    /// what has expired.
     pub fn available(&self) -> i64 {
-        self.stock - self.reserved
+        self.stock - self.reserved - self.expired
     }
 
     /// `LOW_STOCK` when the available units are at or below the reorder level.

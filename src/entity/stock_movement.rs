@@ -47,6 +47,12 @@ pub enum MovementKind {
     /// Units taken by committing a reservation.
     #[sea_orm(string_value = "RESERVATION_COMMIT")]
     ReservationCommit,
+    /// Units moved between locations with `transferStock` (the product's stock is unchanged).
+    #[sea_orm(string_value = "TRANSFER")]
+    Transfer,
+    /// Units written off with `writeOffStock` (expired or damaged).
+    #[sea_orm(string_value = "WRITE_OFF")]
+    WriteOff,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,7 +15,7 @@
 mod payload;
 mod postgres;
 
-pub use payload::{MovementSnapshot, ProductSnapshot, StockEvent};
+pub use payload::{LotSnapshot, MovementSnapshot, ProductSnapshot, StockEvent};
 
 use std::sync::Arc;
 

@@ -5,13 +5,13 @@
 //! entities can gain columns without making events from other versions unreadable (fields a
 //! reader does not know are ignored; fields it misses take their defaults).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::fold_case;
 use crate::entity::stock_movement::MovementKind;
-use crate::entity::{product, stock_movement};
+use crate::entity::{product, stock_bucket, stock_movement};
 
 /// The payload format this version writes.
 const PAYLOAD_FORMAT: u32 = 1;
@@ -30,6 +30,9 @@ struct EventPayload {
     movement: Option<MovementSnapshot>,
     was_low: Option<bool>,
     occurred_at: DateTime<Utc>,
+    /// The lot that expired, for a lot's expiry (absent in payloads before lots existed).
+    #[serde(default)]
+    lot: Option<LotSnapshot>,
 }
 
 /// One committed change to a product: a stock movement, or an update of its reorder level.
@@ -43,6 +46,8 @@ pub struct StockEvent {
     pub was_low: Option<bool>,
     /// When the change was made.
     pub occurred_at: DateTime<Utc>,
+    /// The lot, when the change is a lot passing its date.
+    pub lot: Option<LotSnapshot>,
 }
 
 impl StockEvent {
@@ -58,12 +63,26 @@ impl StockEvent {
             movement,
             was_low: before.map(product::Model::is_low_stock),
             occurred_at: product.updated_at,
+            lot: None,
+        }
+    }
+
+    /// The event for `lot` passing its date, which left the product (`before` it) as `product`.
+    pub fn lot_expired(
+        before: &product::Model,
+        product: &product::Model,
+        lot: &stock_bucket::Model,
+    ) -> Self {
+        Self {
+            lot: Some(LotSnapshot::from(lot)),
+            ..Self::new(Some(before), product, None)
         }
     }
 
     /// Whether the change left the product `LOW_STOCK` (judged on available units).
     pub fn is_low(&self) -> bool {
-        self.product.stock - self.product.reserved <= self.product.reorder_level
+        self.product.stock - self.product.reserved - self.product.expired
+            <= self.product.reorder_level
     }
 
     /// Whether the change moved the product from `IN_STOCK` to `LOW_STOCK` (a product created
@@ -80,6 +99,7 @@ impl StockEvent {
             movement: self.movement.as_ref().map(MovementSnapshot::from),
             was_low: self.was_low,
             occurred_at: self.occurred_at,
+            lot: self.lot.clone(),
         };
         serde_json::to_string(&payload).expect("an event always serializes")
     }
@@ -92,6 +112,7 @@ impl StockEvent {
             movement: payload.movement.map(MovementSnapshot::into_model),
             was_low: payload.was_low,
             occurred_at: payload.occurred_at,
+            lot: payload.lot,
         })
     }
 }
@@ -162,6 +183,8 @@ pub struct ProductSnapshot {
     pub stock: i64,
     #[serde(default)]
     pub reserved: i64,
+    #[serde(default)]
+    pub expired: i64,
     pub reorder_level: i64,
     pub version: i32,
     pub created_at: DateTime<Utc>,
@@ -176,6 +199,7 @@ impl From<&product::Model> for ProductSnapshot {
             sku: product.sku.clone(),
             stock: product.stock,
             reserved: product.reserved,
+            expired: product.expired,
             reorder_level: product.reorder_level,
             version: product.version,
             created_at: product.created_at,
@@ -200,6 +224,55 @@ impl ProductSnapshot {
             updated_at: self.updated_at,
             deleted_at: None,
             reserved: self.reserved,
+            expired: self.expired,
+        }
+    }
+}
+
+/// A lot as an event carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotSnapshot {
+    pub id: Uuid,
+    pub product_id: Uuid,
+    pub location_id: Uuid,
+    pub code: String,
+    #[serde(default)]
+    pub expires_on: Option<NaiveDate>,
+    pub stock: i64,
+    pub reserved: i64,
+    pub expired: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&stock_bucket::Model> for LotSnapshot {
+    fn from(lot: &stock_bucket::Model) -> Self {
+        Self {
+            id: lot.id,
+            product_id: lot.product_id,
+            location_id: lot.location_id,
+            code: lot.lot_code.clone(),
+            expires_on: lot.expires_on,
+            stock: lot.stock,
+            reserved: lot.reserved,
+            expired: lot.expired,
+            created_at: lot.created_at,
+        }
+    }
+}
+
+impl LotSnapshot {
+    /// The lot as a model, for the GraphQL types that show lots.
+    pub fn to_model(&self) -> stock_bucket::Model {
+        stock_bucket::Model {
+            id: self.id,
+            product_id: self.product_id,
+            location_id: self.location_id,
+            lot_code: self.code.clone(),
+            expires_on: self.expires_on,
+            stock: self.stock,
+            reserved: self.reserved,
+            expired: self.expired,
+            created_at: self.created_at,
         }
     }
 }
@@ -225,6 +298,7 @@ pub(super) mod tests {
             updated_at: now,
             deleted_at: None,
             reserved: 0,
+            expired: 0,
         };
         StockEvent::new(None, &product, None)
     }

@@ -9,9 +9,9 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use crate::entity::{product, stock_movement};
+use crate::entity::{location, product, stock_allocation, stock_bucket, stock_movement};
 use crate::error::{Error, Result as ServiceResult};
-use crate::service::{PageDirection, ProductService, StockService};
+use crate::service::{LocationService, PageDirection, ProductService, StockService};
 
 /// Loads products by id, deleted ones included (the ledger keeps pointing at them).
 pub struct ProductLoader {
@@ -214,5 +214,120 @@ impl ProductListing {
             .get_or_try_init(|| stock.count_movements_of_products(&self.product_ids))
             .await?;
         Ok(counts.get(&product_id).copied().unwrap_or(0))
+    }
+}
+
+/// Loads locations by id, archived ones included.
+pub struct LocationLoader {
+    locations: LocationService,
+}
+
+impl LocationLoader {
+    /// A batching loader over `locations`, spawning its batches on tokio.
+    pub fn data_loader(locations: LocationService) -> DataLoader<Self> {
+        DataLoader::new(Self { locations }, tokio::spawn)
+    }
+}
+
+impl Loader<Uuid> for LocationLoader {
+    type Value = location::Model;
+    type Error = Arc<Error>;
+
+    async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, location::Model>, Self::Error> {
+        let locations = self.locations.find_many(ids).await.map_err(Arc::new)?;
+        Ok(locations
+            .into_iter()
+            .map(|location| (location.id, location))
+            .collect())
+    }
+}
+
+/// What a bucket loader is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BucketsOf {
+    /// A product's buckets (`stockByLocation`, `lots`).
+    Product(Uuid),
+    /// A movement's allocations (`allocations`).
+    Movement(Uuid),
+}
+
+/// Loads products' buckets and movements' allocations, each kind in one query per batch.
+pub struct StockDetailLoader {
+    stock: StockService,
+}
+
+/// A product's buckets or a movement's allocations.
+#[derive(Clone, Debug)]
+pub enum StockDetail {
+    /// Buckets, oldest first.
+    Buckets(Vec<stock_bucket::Model>),
+    /// Allocations, in the order they were written.
+    Allocations(Vec<stock_allocation::Model>),
+}
+
+impl StockDetailLoader {
+    /// A batching loader over `stock`, spawning its batches on tokio.
+    pub fn data_loader(stock: StockService) -> DataLoader<Self> {
+        DataLoader::new(Self { stock }, tokio::spawn)
+    }
+}
+
+impl Loader<BucketsOf> for StockDetailLoader {
+    type Value = StockDetail;
+    type Error = Arc<Error>;
+
+    async fn load(
+        &self,
+        keys: &[BucketsOf],
+    ) -> Result<HashMap<BucketsOf, StockDetail>, Self::Error> {
+        let mut products = Vec::new();
+        let mut movements = Vec::new();
+        for key in keys {
+            match key {
+                BucketsOf::Product(id) => products.push(*id),
+                BucketsOf::Movement(id) => movements.push(*id),
+            }
+        }
+        let mut details: HashMap<BucketsOf, StockDetail> = HashMap::new();
+        if !products.is_empty() {
+            for id in &products {
+                details.insert(BucketsOf::Product(*id), StockDetail::Buckets(Vec::new()));
+            }
+            for bucket in self
+                .stock
+                .buckets_of_products(&products)
+                .await
+                .map_err(Arc::new)?
+            {
+                if let Some(StockDetail::Buckets(buckets)) =
+                    details.get_mut(&BucketsOf::Product(bucket.product_id))
+                {
+                    buckets.push(bucket);
+                }
+            }
+        }
+        if !movements.is_empty() {
+            for id in &movements {
+                details.insert(
+                    BucketsOf::Movement(*id),
+                    StockDetail::Allocations(Vec::new()),
+                );
+            }
+            let mut allocations = self
+                .stock
+                .allocations_of(&movements)
+                .await
+                .map_err(Arc::new)?;
+            // Taken first, then added (a transfer), each in bucket order.
+            allocations.sort_by_key(|allocation| (allocation.quantity > 0, allocation.bucket_id));
+            for allocation in allocations {
+                if let Some(StockDetail::Allocations(list)) =
+                    details.get_mut(&BucketsOf::Movement(allocation.movement_id))
+                {
+                    list.push(allocation);
+                }
+            }
+        }
+        Ok(details)
     }
 }

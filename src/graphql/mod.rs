@@ -32,6 +32,7 @@ pub struct Query(
     query::LedgerQuery,
     query::ReservationQuery,
     query::NodeQuery,
+    query::LocationQuery,
 );
 
 /// Every mutation, merged from the per-domain roots.
@@ -40,6 +41,7 @@ pub struct Mutation(
     mutation::ProductMutation,
     mutation::StockMutation,
     mutation::ReservationMutation,
+    mutation::LocationMutation,
 );
 
 /// Every subscription, merged from the per-domain roots.
@@ -71,6 +73,12 @@ pub struct GraphqlSettings {
 /// The schema with its services and limits, ready to execute requests.
 pub fn build_schema(services: Services, settings: &GraphqlSettings) -> AppSchema {
     let mut builder = schema_builder()
+        .data(loaders::LocationLoader::data_loader(
+            services.locations.clone(),
+        ))
+        .data(loaders::StockDetailLoader::data_loader(
+            services.stock.clone(),
+        ))
         .data(loaders::ProductLoader::data_loader(
             services.products.clone(),
         ))

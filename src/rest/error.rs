@@ -77,7 +77,8 @@ impl From<Error> for ApiError {
             Error::SkuConflict(_)
             | Error::VersionConflict { .. }
             | Error::IdempotencyKeyReused
-            | Error::ReservationNotActive(_) => StatusCode::CONFLICT,
+            | Error::ReservationNotActive(_)
+            | Error::LocationNotEmpty(_) => StatusCode::CONFLICT,
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Timeout => StatusCode::REQUEST_TIMEOUT,

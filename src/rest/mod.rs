@@ -25,6 +25,7 @@ where
         .route("/products", post(products::create))
         .route("/products/{id}", get(products::get))
         .route("/products/{id}/status", get(products::status))
+        .route("/products/{id}/stock", get(products::stock_by_location))
         .route("/products/{id}/add", put(products::add_stock))
         .route("/products/{id}/reduce", put(products::reduce_stock))
 }

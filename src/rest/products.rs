@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use super::ApiError;
 use super::extract::{JsonBody, idempotency_key, product_id};
@@ -208,7 +209,116 @@ async fn change_stock(
         quantity: Quantity::parse(body.quantity.into())?,
         reason: Reason::parse(body.reason.as_deref())?,
         idempotency_key: idempotency_key(headers)?,
+        location_id: None,
+        lot: None,
     };
     let change = services.stock.change(request, actor).await?;
     Ok(Json(change.into()))
+}
+
+/// A product's stock in one location, as `GET /products/:id/stock` shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationStockBody {
+    location_id: Uuid,
+    code: String,
+    name: String,
+    stock: i64,
+    reserved: i64,
+    expired: i64,
+    available: i64,
+    lots: Vec<LotBody>,
+}
+
+/// A lot with units on hand, within [`LocationStockBody`].
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LotBody {
+    id: Uuid,
+    code: String,
+    expires_on: Option<chrono::NaiveDate>,
+    stock: i64,
+    expired: bool,
+}
+
+/// `GET /products/:id/stock`: the product's totals and its stock per location (with the lots
+/// there), or `404`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductStockBody {
+    product_id: Uuid,
+    sku: String,
+    stock: i64,
+    reserved: i64,
+    expired: i64,
+    available: i64,
+    locations: Vec<LocationStockBody>,
+}
+
+/// A live product's stock per location and lot, or `404`.
+pub async fn stock_by_location(
+    State(services): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ProductStockBody>, ApiError> {
+    authorize(&caller, "product")?;
+    let product = services
+        .products
+        .find(product_id(&id)?)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let buckets = services.stock.buckets_of_products(&[product.id]).await?;
+    let mut location_ids: Vec<Uuid> = buckets.iter().map(|bucket| bucket.location_id).collect();
+    location_ids.sort_unstable();
+    location_ids.dedup();
+    let locations = services.locations.find_many(&location_ids).await?;
+    let mut by_location: Vec<LocationStockBody> = Vec::new();
+    for bucket in buckets {
+        let index = match by_location
+            .iter()
+            .position(|entry| entry.location_id == bucket.location_id)
+        {
+            Some(index) => index,
+            None => {
+                let location = locations
+                    .iter()
+                    .find(|location| location.id == bucket.location_id)
+                    .ok_or_else(|| Error::internal("a bucket's location is missing"))?;
+                by_location.push(LocationStockBody {
+                    location_id: location.id,
+                    code: location.code.clone(),
+                    name: location.name.clone(),
+                    stock: 0,
+                    reserved: 0,
+                    expired: 0,
+                    available: 0,
+                    lots: Vec::new(),
+                });
+                by_location.len() - 1
+            }
+        };
+        let entry = &mut by_location[index];
+        entry.stock += bucket.stock;
+        entry.reserved += bucket.reserved;
+        entry.expired += bucket.expired_units();
+        entry.available += bucket.available();
+        if bucket.is_lot() && bucket.stock > 0 {
+            entry.lots.push(LotBody {
+                id: bucket.id,
+                code: bucket.lot_code,
+                expires_on: bucket.expires_on,
+                stock: bucket.stock,
+                expired: bucket.expired,
+            });
+        }
+    }
+    Ok(Json(ProductStockBody {
+        product_id: product.id,
+        sku: product.sku.clone(),
+        stock: product.stock,
+        reserved: product.reserved,
+        expired: product.expired,
+        available: product.available(),
+        locations: by_location,
+    }))
 }

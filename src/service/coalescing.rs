@@ -4,9 +4,9 @@
 //! so they run one after another and the lock, not the work, sets the pace. Here reductions of
 //! the same product queue up in this process, and one leader task per product takes the row
 //! lock once for up to [`MAX_BATCH`] of them: it applies them in arrival order (each that fits
-//! succeeds, the rest get `INSUFFICIENT_STOCK`), writes one `UPDATE`, the movements in
-//! multi-row `INSERT`s of at most [`INSERT_CHUNK`] rows, and the events in one statement, and
-//! commits. Every request still gets its own answer, movement and event, exactly as without
+//! succeeds, the rest get `INSUFFICIENT_STOCK`), writes one `UPDATE` of the product and one of
+//! each bucket touched, the movements and their allocations in multi-row `INSERT`s, and the
+//! events in one statement, and commits. Every request still gets its own answer, movement and event, exactly as without
 //! batching. Across server instances the row lock still serializes the batches.
 //!
 //! Bounds: a batch takes at most [`MAX_BATCH`] reductions (the rest wait for the next batch), and
@@ -23,22 +23,18 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use uuid::Uuid;
 
-use super::locked::{
-    MovementRecord, StockChange, checked_stock, lock_live_product, movement_row, next_version,
-    sweep_expired,
-};
-use super::next_change_time;
-use crate::database::{Database, WriteTransaction};
+use super::buckets::Source;
+use super::locked::{LockedProduct, MovementNote, StockChange};
+use crate::clock::Clock;
+use crate::database::Database;
 use crate::deadline::CommitGate;
 use crate::domain::{Actor, Quantity, Reason};
-use crate::entity::product;
-use crate::entity::stock_movement::{self, MovementKind};
+use crate::entity::stock_movement::MovementKind;
 use crate::error::{Error, Result};
-use crate::events::{EventBus, StockEvent};
+use crate::events::EventBus;
 
 /// Most reductions one transaction applies. Larger batches gain little (the lock is taken once
 /// either way) and hold the row lock, and every waiting caller, longer.
@@ -47,12 +43,10 @@ pub(super) const MAX_BATCH: usize = 256;
 /// Most reductions of one product waiting in its queue; further callers wait for room.
 pub(super) const MAX_QUEUED: usize = 4096;
 
-/// Movement rows per `INSERT`. A movement binds 11 values, so a chunk binds 5,500: far below
-/// SQLite's limit of 32,766 bind parameters and PostgreSQL's 65,535.
-pub(super) const INSERT_CHUNK: usize = 500;
-
 /// One queued reduction.
 struct Reduction {
+    /// Only from this location (from all, by priority, when `None`).
+    location_id: Option<Uuid>,
     quantity: Quantity,
     reason: Option<Reason>,
     actor: Actor,
@@ -99,11 +93,14 @@ impl Coalescer {
     /// leader if none runs. Dropping the returned future before the answer arrives gives the
     /// request up: the reduction is then never applied, unless the leader had already claimed
     /// it for a commit.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn reduce(
         &self,
         database: &Database,
         events: &EventBus,
+        clock: &Clock,
         product_id: Uuid,
+        location_id: Option<Uuid>,
         quantity: Quantity,
         reason: Option<Reason>,
         actor: &Actor,
@@ -123,6 +120,7 @@ impl Coalescer {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             reduction: Reduction {
+                location_id,
                 quantity,
                 reason,
                 actor: actor.clone(),
@@ -156,6 +154,7 @@ impl Coalescer {
                 lanes: self.lanes.clone(),
                 database: database.clone(),
                 events: events.clone(),
+                clock: clock.clone(),
                 product_id,
             };
             tokio::spawn(leader.run());
@@ -202,6 +201,7 @@ struct Leader {
     lanes: Lanes,
     database: Database,
     events: EventBus,
+    clock: Clock,
     product_id: Uuid,
 }
 
@@ -257,83 +257,49 @@ impl Leader {
     /// Returns one outcome per reduction, in order.
     async fn apply(&self, batch: &mut [Pending]) -> Result<Vec<Result<StockChange>>> {
         let transaction = self.database.begin_write().await?;
-        let locked = lock_live_product(&*transaction, self.product_id).await?;
-        let mut current = sweep_expired(&*transaction, locked).await?;
-        let original = current.clone();
-
+        let mut locked =
+            LockedProduct::lock_live(&*transaction, self.product_id, self.clock.today()).await?;
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut movements: Vec<stock_movement::Model> = Vec::new();
-        let mut events = Vec::new();
+        let mut applied = 0;
         for pending in batch.iter_mut() {
             let wanted = pending.reduction.quantity.get();
-            let stock_after = match checked_stock(&current, -wanted) {
-                Ok(stock_after) => stock_after,
-                Err(refusal) => {
-                    outcomes.push(Err(refusal));
-                    continue;
-                }
-            };
+            let source = pending
+                .reduction
+                .location_id
+                .map_or(Source::Anywhere, Source::Location);
+            let available = locked.buckets.available(source);
+            if available < wanted {
+                outcomes.push(Err(Error::InsufficientStock {
+                    available,
+                    requested: wanted,
+                }));
+                continue;
+            }
             // The last moment to skip a reduction whose caller has gone: once claimed, the
             // request waits for this batch's outcome, whatever its deadline.
             if pending.reply.is_closed() || !pending.gate.enter_commit() {
                 outcomes.push(Err(Error::Timeout));
                 continue;
             }
-            let before = current.clone();
-            current.stock = stock_after;
-            current.version = next_version(current.version)?;
-            current.updated_at = next_change_time(before.updated_at);
-            let movement = movement_row(MovementRecord {
-                product: &current,
-                kind: MovementKind::Reduce,
-                stock_before: before.stock,
-                reason: pending.reduction.reason.take(),
-                idempotency_key: None,
-                actor: &pending.reduction.actor,
-            });
-            events.push(StockEvent::new(
-                Some(&before),
-                &current,
-                Some(movement.clone()),
-            ));
-            outcomes.push(Ok(StockChange {
-                product: current.clone(),
-                movement: movement.clone(),
-            }));
-            movements.push(movement);
+            let allocations = locked.buckets.take(source, wanted)?;
+            outcomes.push(Ok(locked.record(
+                allocations,
+                MovementNote {
+                    kind: MovementKind::Reduce,
+                    reason: pending.reduction.reason.take(),
+                    idempotency_key: None,
+                    actor: &pending.reduction.actor,
+                },
+            )?));
+            applied += 1;
         }
-        if movements.is_empty() {
+        if applied == 0 {
             // Nothing to write (dropping rolls back, and with it any sweep, which the next
             // change will redo).
             return Ok(outcomes);
         }
-        store(&transaction, &original, &current, movements).await?;
+        let events = locked.save(&*transaction).await?;
         self.events.commit(transaction, events).await?;
         Ok(outcomes)
     }
-}
-
-/// One `UPDATE` of the product to its final state and the movements in multi-row `INSERT`s of
-/// at most [`INSERT_CHUNK`] rows.
-async fn store(
-    transaction: &WriteTransaction,
-    original: &product::Model,
-    last: &product::Model,
-    movements: Vec<stock_movement::Model>,
-) -> Result<()> {
-    let mut row = original.clone().into_active_model();
-    row.stock = Set(last.stock);
-    row.version = Set(last.version);
-    row.updated_at = Set(last.updated_at);
-    row.update(&**transaction).await?;
-    let mut rows = movements
-        .into_iter()
-        .map(|movement| movement.into_active_model().reset_all())
-        .peekable();
-    while rows.peek().is_some() {
-        stock_movement::Entity::insert_many(rows.by_ref().take(INSERT_CHUNK))
-            .exec_without_returning(&**transaction)
-            .await?;
-    }
-    Ok(())
 }

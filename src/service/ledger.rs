@@ -1,5 +1,6 @@
-//! Proving every unit is accounted for: each product's stock must equal the sum of its ledger,
-//! and its reserved units the sum of its active reservations.
+//! Proving every unit is accounted for: each product's stock must equal the sum of its ledger
+//! and of its buckets, and its reserved units the sum of its active reservations; each bucket's
+//! stock the sum of its allocations; each movement's quantity the sum of its allocations.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DbBackend, FromQueryResult, Statement};
@@ -23,6 +24,47 @@ pub struct LedgerMismatch {
     pub reserved: i64,
     /// Units held by its active reservations.
     pub active_reserved: i64,
+    /// Stock as its buckets add it up.
+    pub bucket_stock: i64,
+    /// Reserved units as its buckets add them up.
+    pub bucket_reserved: i64,
+    /// Expired units as stored.
+    pub expired: i64,
+    /// Units in its expired buckets.
+    pub bucket_expired: i64,
+}
+
+/// A bucket (a product's stock in one location and lot) that disagrees with its allocations or
+/// with the reservations holding it.
+#[derive(Clone, Debug, PartialEq, Eq, FromQueryResult)]
+pub struct BucketMismatch {
+    /// The bucket.
+    pub bucket_id: Uuid,
+    /// Its product.
+    pub product_id: Uuid,
+    /// Its location.
+    pub location_id: Uuid,
+    /// Its lot code ('' for lot-less stock).
+    pub lot_code: String,
+    /// Stock as stored.
+    pub stock: i64,
+    /// The sum of its allocations.
+    pub allocated: i64,
+    /// Reserved units as stored.
+    pub reserved: i64,
+    /// Units active reservations hold in it.
+    pub held: i64,
+}
+
+/// A movement whose signed quantity is not the sum of its allocations.
+#[derive(Clone, Debug, PartialEq, Eq, FromQueryResult)]
+pub struct MovementMismatch {
+    /// The movement.
+    pub movement_id: Uuid,
+    /// Its signed quantity.
+    pub delta: i64,
+    /// The sum of its allocations.
+    pub allocated: i64,
 }
 
 /// The result of a full check.
@@ -32,6 +74,19 @@ pub struct LedgerReport {
     pub products_checked: u64,
     /// Every product that disagrees; empty when all is well.
     pub mismatches: Vec<LedgerMismatch>,
+    /// Every bucket that disagrees.
+    pub bucket_mismatches: Vec<BucketMismatch>,
+    /// Every movement that disagrees with its allocations.
+    pub movement_mismatches: Vec<MovementMismatch>,
+}
+
+impl LedgerReport {
+    /// Whether everything agrees.
+    pub fn is_clean(&self) -> bool {
+        self.mismatches.is_empty()
+            && self.bucket_mismatches.is_empty()
+            && self.movement_mismatches.is_empty()
+    }
 }
 
 /// A product's stock at some past instant, rebuilt from the ledger.
@@ -70,14 +125,53 @@ impl LedgerService {
             backend,
             "SELECT p.id AS product_id, p.sku, p.stock, \
                     CAST(COALESCE(m.total, 0) AS BIGINT) AS ledger_stock, p.reserved, \
-                    CAST(COALESCE(r.total, 0) AS BIGINT) AS active_reserved \
+                    CAST(COALESCE(r.total, 0) AS BIGINT) AS active_reserved, \
+                    CAST(COALESCE(b.stock, 0) AS BIGINT) AS bucket_stock, \
+                    CAST(COALESCE(b.reserved, 0) AS BIGINT) AS bucket_reserved, p.expired, \
+                    CAST(COALESCE(b.expired, 0) AS BIGINT) AS bucket_expired \
              FROM products p \
              LEFT JOIN (SELECT product_id, SUM(delta) AS total FROM stock_movements \
                         GROUP BY product_id) m ON m.product_id = p.id \
              LEFT JOIN (SELECT product_id, SUM(quantity) AS total FROM reservations \
                         WHERE status = 'ACTIVE' GROUP BY product_id) r ON r.product_id = p.id \
+             LEFT JOIN (SELECT product_id, SUM(stock) AS stock, SUM(reserved) AS reserved, \
+                               SUM(CASE WHEN expired THEN stock ELSE 0 END) AS expired \
+                        FROM stock_buckets GROUP BY product_id) b ON b.product_id = p.id \
              WHERE p.stock <> COALESCE(m.total, 0) OR p.reserved <> COALESCE(r.total, 0) \
+                OR p.stock <> COALESCE(b.stock, 0) OR p.reserved <> COALESCE(b.reserved, 0) \
+                OR p.expired <> COALESCE(b.expired, 0) \
              ORDER BY p.id",
+        ))
+        .all(connection)
+        .await?;
+        // Every bucket's stock is the sum of its allocations, and its reserved units what
+        // active reservations hold in it (none in an expired lot).
+        let bucket_mismatches = BucketMismatch::find_by_statement(Statement::from_string(
+            backend,
+            "SELECT b.id AS bucket_id, b.product_id, b.location_id, b.lot_code, b.stock, \
+                    CAST(COALESCE(a.total, 0) AS BIGINT) AS allocated, b.reserved, \
+                    CAST(COALESCE(h.total, 0) AS BIGINT) AS held \
+             FROM stock_buckets b \
+             LEFT JOIN (SELECT bucket_id, SUM(quantity) AS total FROM stock_allocations \
+                        GROUP BY bucket_id) a ON a.bucket_id = b.id \
+             LEFT JOIN (SELECT h.bucket_id, SUM(h.quantity) AS total FROM reservation_holds h \
+                        JOIN reservations r ON r.id = h.reservation_id AND r.status = 'ACTIVE' \
+                        GROUP BY h.bucket_id) h ON h.bucket_id = b.id \
+             WHERE b.stock <> COALESCE(a.total, 0) OR b.reserved <> COALESCE(h.total, 0) \
+                OR (b.expired AND b.reserved <> 0) \
+             ORDER BY b.id",
+        ))
+        .all(connection)
+        .await?;
+        // Every movement's signed quantity is the sum of its allocations.
+        let movement_mismatches = MovementMismatch::find_by_statement(Statement::from_string(
+            backend,
+            "SELECT m.id AS movement_id, m.delta, CAST(COALESCE(a.total, 0) AS BIGINT) AS allocated \
+             FROM stock_movements m \
+             LEFT JOIN (SELECT movement_id, SUM(quantity) AS total FROM stock_allocations \
+                        GROUP BY movement_id) a ON a.movement_id = m.id \
+             WHERE m.delta <> COALESCE(a.total, 0) \
+             ORDER BY m.id",
         ))
         .all(connection)
         .await?;
@@ -91,6 +185,8 @@ impl LedgerService {
         Ok(LedgerReport {
             products_checked: u64::try_from(checked).unwrap_or(0),
             mismatches,
+            bucket_mismatches,
+            movement_mismatches,
         })
     }
 

@@ -1,25 +1,35 @@
 //! The business rules and every transaction. Transports call these; these call the entities.
 //! No service knows about HTTP or GraphQL.
 
+mod buckets;
 mod coalescing;
 mod idempotency;
 mod ledger;
+mod locations;
 mod locked;
 mod products;
 mod reservations;
 mod stock;
 
+pub use buckets::LotInput;
 pub use idempotency::{IdempotentRequest, prune as prune_idempotency_keys};
-pub use ledger::{LedgerMismatch, LedgerReport, LedgerService, StockAtTime};
+pub use ledger::{
+    BucketMismatch, LedgerMismatch, LedgerReport, LedgerService, MovementMismatch, StockAtTime,
+};
+pub use locations::{LocationChanges, LocationService, NewLocation, main_location_id};
 pub use locked::StockChange;
 pub use products::{NewProduct, ProductChanges, ProductFilter, ProductService, StockStatus};
 pub use reservations::{ReservationService, ReserveRequest, Resolution};
-pub use stock::{MovementPosition, StockChangeRequest, StockDirection, StockService};
+pub use stock::{
+    MovementFilter, MovementPosition, StockChangeRequest, StockDirection, StockService,
+    TransferRequest, WriteOffRequest,
+};
 
 use chrono::{DateTime, SubsecRound, Utc};
 
 pub use crate::domain::Actor;
 
+use crate::clock::Clock;
 use crate::database::Database;
 use crate::events::EventBus;
 
@@ -44,21 +54,32 @@ pub struct Services {
     pub ledger: LedgerService,
     /// Holding stock for checkouts.
     pub reservations: ReservationService,
+    /// Where stock is kept.
+    pub locations: LocationService,
     database: Database,
     events: EventBus,
+    clock: Clock,
 }
 
 impl Services {
     /// Builds the services over one database, publishing committed changes on `events`.
     pub fn new(database: Database, events: EventBus) -> Self {
+        let clock = Clock::default();
         Self {
             products: ProductService::new(database.clone(), events.clone()),
-            stock: StockService::new(database.clone(), events.clone()),
+            stock: StockService::new(database.clone(), events.clone(), clock.clone()),
             ledger: LedgerService::new(database.clone()),
-            reservations: ReservationService::new(database.clone(), events.clone()),
+            reservations: ReservationService::new(database.clone(), events.clone(), clock.clone()),
+            locations: LocationService::new(database.clone()),
             database,
             events,
+            clock,
         }
+    }
+
+    /// The date lots are judged by (tests move it).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The database underneath, for readiness checks.

@@ -7,12 +7,14 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::locked::{MovementRecord, bump, lock_live_product, lock_product, record_movement};
+use super::locations::main_location_id;
+use super::locked::{bump, lock_live_product, lock_product};
 use super::{Actor, PageDirection, now};
 use crate::database::Database;
 use crate::domain::{ProductName, Sku, StockLevel, fold_case};
 use crate::entity::product::{self, Column};
-use crate::entity::stock_movement::MovementKind;
+use crate::entity::stock_movement::{self, MovementKind};
+use crate::entity::{stock_allocation, stock_bucket};
 use crate::error::{Error, Result};
 use crate::events::{EventBus, StockEvent};
 
@@ -128,9 +130,11 @@ impl ProductFilter {
     }
 }
 
-/// `stock - reserved`, the units a product has available.
+/// `stock - reserved - expired`, the units a product has available.
 fn available_units() -> Expr {
-    Expr::col(Column::Stock).sub(Expr::col(Column::Reserved))
+    Expr::col(Column::Stock)
+        .sub(Expr::col(Column::Reserved))
+        .sub(Expr::col(Column::Expired))
 }
 
 /// Makes `%`, `_` and `\` in user text match themselves in a `LIKE ... ESCAPE '\'` pattern.
@@ -246,6 +250,7 @@ impl ProductService {
             updated_at: created_at,
             deleted_at: None,
             reserved: 0,
+            expired: 0,
         };
         let transaction = self.database.begin_write().await?;
         let product = product
@@ -254,17 +259,53 @@ impl ProductService {
             .insert(&*transaction)
             .await
             .map_err(|error| Error::from_sku_write(error, new.sku.as_str()))?;
-        let movement = record_movement(
-            &*transaction,
-            MovementRecord {
-                product: &product,
-                kind: MovementKind::Initial,
-                stock_before: 0,
-                reason: None,
-                idempotency_key: None,
-                actor,
-            },
-        )
+        // Its stock starts in MAIN, as a lot-less bucket.
+        let bucket = stock_bucket::Model {
+            id: Uuid::now_v7(),
+            product_id: product.id,
+            location_id: main_location_id(),
+            lot_code: String::new(),
+            expires_on: None,
+            stock: product.stock,
+            reserved: 0,
+            expired: false,
+            created_at,
+        }
+        .into_active_model()
+        .reset_all()
+        .insert(&*transaction)
+        .await?;
+        let movement = stock_movement::Model {
+            id: Uuid::now_v7(),
+            product_id: product.id,
+            kind: MovementKind::Initial,
+            delta: product.stock,
+            stock_before: 0,
+            stock_after: product.stock,
+            product_version: product.version,
+            reason: None,
+            idempotency_key: None,
+            actor: actor.subject.clone(),
+            created_at,
+        }
+        .into_active_model()
+        .reset_all()
+        .insert(&*transaction)
+        .await?;
+        stock_allocation::Model {
+            movement_id: movement.id,
+            bucket_id: bucket.id,
+            product_id: product.id,
+            location_id: bucket.location_id,
+            lot_code: String::new(),
+            quantity: product.stock,
+            stock_before: 0,
+            stock_after: product.stock,
+            created_at,
+        }
+        .into_active_model()
+        .reset_all()
+        .insert(&*transaction)
         .await?;
         let event = StockEvent::new(None, &product, Some(movement));
         self.events.commit(transaction, vec![event]).await?;

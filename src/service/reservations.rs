@@ -13,18 +13,19 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::buckets::Source;
 use super::idempotency::{IdempotentRequest, run_write};
-use super::locked::{
-    MovementRecord, bump, expire_for_product, lock_live_product, lock_product, record_movement,
-    sweep_expired,
-};
+use super::locations::existing_location;
+use super::locked::{LockedProduct, MovementNote};
 use super::now;
+use crate::clock::Clock;
 use crate::database::Database;
 use crate::domain::{Actor, IdempotencyKey, Quantity, Reference, ReservationTtl};
 use crate::entity::reservation::{self, Column, ReservationStatus};
+use crate::entity::reservation_hold;
 use crate::entity::stock_movement::MovementKind;
 use crate::error::{Error, Result};
-use crate::events::{EventBus, StockEvent};
+use crate::events::EventBus;
 
 /// A reservation as a transport asks for it, validated.
 #[derive(Clone, Debug)]
@@ -39,6 +40,8 @@ pub struct ReserveRequest {
     pub reference: Option<Reference>,
     /// Makes retries safe.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// Hold units of this location only (of every location, by priority, when `None`).
+    pub location_id: Option<Uuid>,
 }
 
 /// How a reservation ends.
@@ -55,11 +58,16 @@ pub enum Resolution {
 pub struct ReservationService {
     database: Database,
     events: EventBus,
+    clock: Clock,
 }
 
 impl ReservationService {
-    pub(super) fn new(database: Database, events: EventBus) -> Self {
-        Self { database, events }
+    pub(super) fn new(database: Database, events: EventBus, clock: Clock) -> Self {
+        Self {
+            database,
+            events,
+            clock,
+        }
     }
 
     /// A reservation by id.
@@ -77,8 +85,9 @@ impl ReservationService {
             .await?)
     }
 
-    /// Holds units of a product. Only available units (stock less what is already reserved)
-    /// can be held: `INSUFFICIENT_STOCK` otherwise.
+    /// Holds units of a product. Only available units (not reserved, not expired) can be held:
+    /// `INSUFFICIENT_STOCK` otherwise. The units are chosen as a reduction would take them, and
+    /// the reservation holds exactly those buckets until it ends.
     pub async fn reserve(
         &self,
         request: ReserveRequest,
@@ -91,13 +100,17 @@ impl ReservationService {
                 key,
                 operation: "reserveStock",
                 fingerprint: format!(
-                    "{}|{}|{}|{}",
+                    "{}|{}|{}|{}{}",
                     request.product_id,
                     request.quantity.get(),
                     request.ttl.seconds(),
-                    request.reference.as_ref().map_or("", Reference::as_str)
+                    request.reference.as_ref().map_or("", Reference::as_str),
+                    request
+                        .location_id
+                        .map_or_else(String::new, |id| format!("|location={id}"))
                 ),
             });
+        let clock = self.clock.clone();
         let subject = actor.subject.clone();
         run_write(
             &self.database,
@@ -106,19 +119,22 @@ impl ReservationService {
             idempotency.as_ref(),
             move |transaction| {
                 Box::pin(async move {
-                    let locked = lock_live_product(transaction, request.product_id).await?;
-                    let before = sweep_expired(transaction, locked).await?;
+                    let source = match request.location_id {
+                        Some(location_id) => {
+                            existing_location(transaction, location_id, "locationId").await?;
+                            Source::Location(location_id)
+                        }
+                        None => Source::Anywhere,
+                    };
+                    let mut locked =
+                        LockedProduct::lock_live(transaction, request.product_id, clock.today())
+                            .await?;
                     let wanted = request.quantity.get();
-                    if before.available() < wanted {
-                        return Err(Error::InsufficientStock {
-                            available: before.available(),
-                            requested: wanted,
-                        });
-                    }
+                    let holds = locked.buckets.hold(source, wanted)?;
                     let created_at = now();
                     let reservation = reservation::Model {
                         id: Uuid::now_v7(),
-                        product_id: before.id,
+                        product_id: request.product_id,
                         quantity: wanted,
                         status: ReservationStatus::Active,
                         reference: request
@@ -128,18 +144,24 @@ impl ReservationService {
                         expires_at: created_at + Duration::seconds(request.ttl.seconds()),
                         created_at,
                         resolved_at: None,
-                    }
-                    .into_active_model()
-                    .reset_all()
-                    .insert(transaction)
-                    .await?;
-                    let mut row = bump(before.clone())?;
-                    row.reserved = Set(before.reserved + wanted);
-                    let product = row.update(transaction).await?;
-                    Ok((
-                        reservation,
-                        vec![StockEvent::new(Some(&before), &product, None)],
+                    };
+                    locked.record_without_movement()?;
+                    let events = locked.save(transaction).await?;
+                    let reservation = reservation
+                        .into_active_model()
+                        .reset_all()
+                        .insert(transaction)
+                        .await?;
+                    reservation_hold::Entity::insert_many(holds.into_iter().map(
+                        |(bucket_id, quantity)| reservation_hold::ActiveModel {
+                            reservation_id: Set(reservation.id),
+                            bucket_id: Set(bucket_id),
+                            quantity: Set(quantity),
+                        },
                     ))
+                    .exec_without_returning(transaction)
+                    .await?;
+                    Ok((reservation, events))
                 })
             },
         )
@@ -166,6 +188,7 @@ impl ReservationService {
             fingerprint: id.to_string(),
         });
         let movement_actor = actor.clone();
+        let clock = self.clock.clone();
         run_write(
             &self.database,
             &self.events,
@@ -181,58 +204,65 @@ impl ReservationService {
                         })?
                         .product_id;
                     // Lock the product first: every transition of its reservations queues here.
-                    let locked = lock_live_product(transaction, product_id).await?;
-                    let before = sweep_expired(transaction, locked).await?;
+                    let mut locked =
+                        LockedProduct::lock_live(transaction, product_id, clock.today()).await?;
                     let current = reservation::Entity::find_by_id(id)
                         .one(transaction)
                         .await?
                         .ok_or_else(|| Error::internal("a locked reservation vanished"))?;
-                    if current.status != ReservationStatus::Active {
+                    // The sweeps on locking may just have ended it (its time or its lot ran out).
+                    let status = if locked.ended(id) {
+                        ReservationStatus::Expired
+                    } else {
+                        current.status
+                    };
+                    if status != ReservationStatus::Active {
                         return Err(Error::ReservationNotActive(format!(
                             "the reservation is {}, not ACTIVE: it cannot be {}",
-                            status_name(current.status),
+                            status_name(status),
                             match resolution {
                                 Resolution::Commit => "committed",
                                 Resolution::Release => "released",
                             }
                         )));
                     }
-                    let resolved_at = now();
-                    let mut reservation_row = current.clone().into_active_model();
-                    reservation_row.status = Set(match resolution {
-                        Resolution::Commit => ReservationStatus::Committed,
-                        Resolution::Release => ReservationStatus::Released,
-                    });
-                    reservation_row.resolved_at = Set(Some(resolved_at));
-                    let resolved = reservation_row.update(transaction).await?;
-
-                    let mut row = bump(before.clone())?;
-                    row.reserved = Set(before.reserved - current.quantity);
-                    if resolution == Resolution::Commit {
-                        row.stock = Set(before.stock - current.quantity);
-                    }
-                    let product = row.update(transaction).await?;
-                    let movement = match resolution {
-                        Resolution::Commit => Some(
-                            record_movement(
-                                transaction,
-                                MovementRecord {
-                                    product: &product,
+                    let holds = reservation_hold::Entity::find()
+                        .filter(reservation_hold::Column::ReservationId.eq(id))
+                        .all(transaction)
+                        .await?;
+                    match resolution {
+                        Resolution::Commit => {
+                            let mut allocations = Vec::with_capacity(holds.len());
+                            for hold in &holds {
+                                allocations
+                                    .push(locked.buckets.take_held(hold.bucket_id, hold.quantity)?);
+                            }
+                            locked.record(
+                                allocations,
+                                MovementNote {
                                     kind: MovementKind::ReservationCommit,
-                                    stock_before: before.stock,
                                     reason: None,
                                     idempotency_key: None,
                                     actor: &movement_actor,
                                 },
-                            )
-                            .await?,
-                        ),
-                        Resolution::Release => None,
-                    };
-                    Ok((
-                        resolved,
-                        vec![StockEvent::new(Some(&before), &product, movement)],
-                    ))
+                            )?;
+                        }
+                        Resolution::Release => {
+                            for hold in &holds {
+                                locked.buckets.release(hold.bucket_id, hold.quantity)?;
+                            }
+                            locked.record_without_movement()?;
+                        }
+                    }
+                    let events = locked.save(transaction).await?;
+                    let mut reservation_row = current.into_active_model();
+                    reservation_row.status = Set(match resolution {
+                        Resolution::Commit => ReservationStatus::Committed,
+                        Resolution::Release => ReservationStatus::Released,
+                    });
+                    reservation_row.resolved_at = Set(Some(now()));
+                    let resolved = reservation_row.update(transaction).await?;
+                    Ok((resolved, events))
                 })
             },
         )
@@ -256,11 +286,14 @@ impl ReservationService {
         let mut expired = 0;
         for product_id in due_products {
             let transaction = self.database.begin_write().await?;
-            let Some(locked) = lock_product(&*transaction, product_id).await? else {
+            let Some(locked) =
+                LockedProduct::lock_any(&*transaction, product_id, self.clock.today()).await?
+            else {
                 continue;
             };
-            let (_, count) = expire_for_product(&*transaction, locked).await?;
-            transaction.commit().await?;
+            let count = locked.ended_reservations() as u64;
+            let events = locked.save(&*transaction).await?;
+            self.events.commit(transaction, events).await?;
             expired += count;
         }
         Ok(expired)

@@ -8,22 +8,22 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
+use super::buckets::{LotInput, Source};
 use super::coalescing::Coalescer;
 use super::idempotency::{IdempotentRequest, run_write};
-use super::locked::{
-    MovementRecord, StockChange, bump, checked_stock, lock_live_product, record_movement,
-    sweep_expired,
-};
-use super::{Actor, PageDirection};
+use super::locations::{existing_location, receiving_location};
+use super::locked::{LockedProduct, MovementNote, StockChange};
+use super::{Actor, PageDirection, now};
+use crate::clock::Clock;
 use crate::database::Database;
-use crate::domain::{IdempotencyKey, Quantity, Reason};
-use crate::entity::product;
+use crate::domain::{DaysAhead, IdempotencyKey, LotCode, Quantity, Reason};
 use crate::entity::stock_movement::{self, MovementKind};
+use crate::entity::{stock_allocation, stock_bucket};
 use crate::error::{Error, Result};
 use crate::events::{EventBus, StockEvent};
 
@@ -44,6 +44,11 @@ pub struct StockChangeRequest {
     pub reason: Option<Reason>,
     /// Makes retries safe.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// Adds go to this location (`MAIN` when `None`); reductions take only from it (from every
+    /// location by priority when `None`).
+    pub location_id: Option<Uuid>,
+    /// Adds go to this lot (the lot-less stock when `None`); reductions ignore it.
+    pub lot: Option<LotInput>,
 }
 
 impl StockChangeRequest {
@@ -54,12 +59,60 @@ impl StockChangeRequest {
             StockDirection::Reduce => "reduceStock",
         };
         let reason = self.reason.as_ref().map_or("", Reason::as_str);
+        let mut fingerprint = format!("{}|{}|{reason}", self.product_id, self.quantity.get());
+        // Requests without a location or lot keep the fingerprint they always had.
+        if let Some(location_id) = self.location_id {
+            fingerprint.push_str(&format!("|location={location_id}"));
+        }
+        if let Some(lot) = &self.lot {
+            let expires_on = lot
+                .expires_on
+                .map(|day| day.to_string())
+                .unwrap_or_default();
+            fingerprint.push_str(&format!("|lot={}|{expires_on}", lot.code.as_str()));
+        }
         Some(IdempotentRequest {
             key,
             operation,
-            fingerprint: format!("{}|{}|{reason}", self.product_id, self.quantity.get()),
+            fingerprint,
         })
     }
+}
+
+/// A transfer between two locations, validated.
+#[derive(Clone, Debug)]
+pub struct TransferRequest {
+    /// The product.
+    pub product_id: Uuid,
+    /// Where the units leave.
+    pub from_location_id: Uuid,
+    /// Where they arrive.
+    pub to_location_id: Uuid,
+    /// How many units.
+    pub quantity: Quantity,
+    /// Only from this lot (first-expiring lots first when `None`).
+    pub lot_code: Option<LotCode>,
+    /// Why, for the ledger.
+    pub reason: Option<Reason>,
+    /// Makes retries safe.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// A write-off, validated.
+#[derive(Clone, Debug)]
+pub struct WriteOffRequest {
+    /// The product.
+    pub product_id: Uuid,
+    /// The location the units leave.
+    pub location_id: Uuid,
+    /// The lot (the lot-less stock when `None`).
+    pub lot_code: Option<LotCode>,
+    /// How many units.
+    pub quantity: Quantity,
+    /// Why: required.
+    pub reason: Reason,
+    /// Makes retries safe.
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// Which way a stock change goes.
@@ -69,6 +122,17 @@ pub enum StockDirection {
     Add,
     /// Units leave (`reduceStock`).
     Reduce,
+}
+
+/// Which movements a listing returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MovementFilter {
+    /// One product's history (in exact commit order); the whole ledger when `None`.
+    pub product_id: Option<Uuid>,
+    /// Only movements that touched this location.
+    pub location_id: Option<Uuid>,
+    /// Only movements that touched a lot with this code.
+    pub lot_code: Option<String>,
 }
 
 /// Where a movement stands in a listing, for keyset pagination.
@@ -95,66 +159,149 @@ pub struct StockService {
     database: Database,
     events: EventBus,
     coalescer: Coalescer,
+    clock: Clock,
 }
 
-/// A change as applied inside its transaction, with the product as it was before.
-struct AppliedChange {
-    before: product::Model,
-    product: product::Model,
-    movement: stock_movement::Model,
-}
-
-impl From<AppliedChange> for StockChange {
-    fn from(change: AppliedChange) -> Self {
-        Self {
-            product: change.product,
-            movement: change.movement,
-        }
-    }
-}
-
-/// Locks the product, checks the rule against its available units, updates it and appends the
-/// movement, all inside `transaction`.
+/// Locks the product, applies the change to its buckets (checked against their available
+/// units), records the movement and stores it all inside `transaction`.
 async fn apply_change(
     transaction: &DatabaseTransaction,
     request: StockChangeRequest,
     actor: &Actor,
-) -> Result<AppliedChange> {
-    let (kind, delta) = match request.direction {
-        StockDirection::Add => (MovementKind::Add, request.quantity.get()),
-        StockDirection::Reduce => (MovementKind::Reduce, -request.quantity.get()),
+    clock: &Clock,
+) -> Result<(StockChange, Vec<StockEvent>)> {
+    let today = clock.today();
+    let quantity = request.quantity.get();
+    let (kind, destination, source) = match request.direction {
+        StockDirection::Add => (
+            MovementKind::Add,
+            Some(receiving_location(transaction, request.location_id, "locationId").await?),
+            Source::Anywhere,
+        ),
+        StockDirection::Reduce => {
+            let source = match request.location_id {
+                Some(location_id) => {
+                    existing_location(transaction, location_id, "locationId").await?;
+                    Source::Location(location_id)
+                }
+                None => Source::Anywhere,
+            };
+            (MovementKind::Reduce, None, source)
+        }
     };
-    let locked = lock_live_product(transaction, request.product_id).await?;
-    let before = sweep_expired(transaction, locked).await?;
-    let stock_after = checked_stock(&before, delta)?;
-    let mut row = bump(before.clone())?;
-    row.stock = Set(stock_after);
-    let product = row.update(transaction).await?;
-    let movement = record_movement(
-        transaction,
-        MovementRecord {
-            product: &product,
+    let mut locked = LockedProduct::lock_live(transaction, request.product_id, today).await?;
+    let allocations = match &destination {
+        Some(location) => {
+            locked.ensure_room(quantity)?;
+            vec![
+                locked
+                    .buckets
+                    .add(location, request.lot.as_ref(), quantity, today, now())?,
+            ]
+        }
+        None => locked.buckets.take(source, quantity)?,
+    };
+    let change = locked.record(
+        allocations,
+        MovementNote {
             kind,
-            stock_before: before.stock,
             reason: request.reason,
             idempotency_key: request.idempotency_key,
             actor,
         },
-    )
-    .await?;
-    Ok(AppliedChange {
-        before,
-        product,
-        movement,
-    })
+    )?;
+    let events = locked.save(transaction).await?;
+    Ok((change, events))
+}
+
+/// Moves units between two locations of one product: the product's stock is unchanged.
+async fn apply_transfer(
+    transaction: &DatabaseTransaction,
+    request: TransferRequest,
+    actor: &Actor,
+    clock: &Clock,
+) -> Result<(StockChange, Vec<StockEvent>)> {
+    let today = clock.today();
+    existing_location(transaction, request.from_location_id, "fromLocationId").await?;
+    let destination =
+        receiving_location(transaction, Some(request.to_location_id), "toLocationId").await?;
+    let mut locked = LockedProduct::lock_live(transaction, request.product_id, today).await?;
+    let source = match &request.lot_code {
+        Some(code) => Source::Bucket(request.from_location_id, code.as_str()),
+        None => Source::Location(request.from_location_id),
+    };
+    let taken = locked.buckets.take(source, request.quantity.get())?;
+    let mut allocations = taken.clone();
+    for part in taken {
+        let lot = if part.lot_code.is_empty() {
+            None
+        } else {
+            let expires_on = locked
+                .buckets
+                .rows()
+                .find(|row| row.id == part.bucket_id)
+                .and_then(|row| row.expires_on);
+            Some(LotInput {
+                code: LotCode::parse(&part.lot_code)?,
+                expires_on,
+            })
+        };
+        allocations.push(locked.buckets.add(
+            &destination,
+            lot.as_ref(),
+            -part.quantity,
+            today,
+            now(),
+        )?);
+    }
+    let change = locked.record(
+        allocations,
+        MovementNote {
+            kind: MovementKind::Transfer,
+            reason: request.reason,
+            idempotency_key: request.idempotency_key,
+            actor,
+        },
+    )?;
+    let events = locked.save(transaction).await?;
+    Ok((change, events))
+}
+
+/// Removes units from one bucket without a sale (expired units included).
+async fn apply_write_off(
+    transaction: &DatabaseTransaction,
+    request: WriteOffRequest,
+    actor: &Actor,
+    clock: &Clock,
+) -> Result<(StockChange, Vec<StockEvent>)> {
+    existing_location(transaction, request.location_id, "locationId").await?;
+    let mut locked =
+        LockedProduct::lock_live(transaction, request.product_id, clock.today()).await?;
+    let lot_code = request.lot_code.as_ref().map_or("", LotCode::as_str);
+    let allocation =
+        locked
+            .buckets
+            .write_off(request.location_id, lot_code, request.quantity.get())?;
+    let change = locked.record(
+        vec![allocation],
+        MovementNote {
+            kind: MovementKind::WriteOff,
+            reason: Some(request.reason),
+            idempotency_key: request.idempotency_key,
+            actor,
+        },
+    )?;
+    let events = locked.save(transaction).await?;
+    Ok((change, events))
 }
 
 impl StockService {
-    pub(super) fn new(database: Database, events: EventBus) -> Self {
+    pub(super) fn new(database: Database, events: EventBus, clock: Clock) -> Self {
         Self {
             database,
             events,
             coalescer: Coalescer::default(),
+            clock,
         }
     }
 
@@ -165,12 +312,17 @@ impl StockService {
     pub async fn change(&self, request: StockChangeRequest, actor: &Actor) -> Result<StockChange> {
         // Concurrent reductions of one product share a transaction (see `coalescing`).
         if request.direction == StockDirection::Reduce && request.idempotency_key.is_none() {
+            if let Some(location_id) = request.location_id {
+                existing_location(self.database.connection(), location_id, "locationId").await?;
+            }
             return self
                 .coalescer
                 .reduce(
                     &self.database,
                     &self.events,
+                    &self.clock,
                     request.product_id,
+                    request.location_id,
                     request.quantity,
                     request.reason,
                     actor,
@@ -183,6 +335,7 @@ impl StockService {
             StockDirection::Reduce => "reduceStock",
         };
         let movement_actor = actor.clone();
+        let clock = self.clock.clone();
         let result = run_write(
             &self.database,
             &self.events,
@@ -190,13 +343,7 @@ impl StockService {
             idempotency.as_ref(),
             move |transaction| {
                 Box::pin(async move {
-                    let change = apply_change(transaction, request, &movement_actor).await?;
-                    let event = StockEvent::new(
-                        Some(&change.before),
-                        &change.product,
-                        Some(change.movement.clone()),
-                    );
-                    Ok((change.into(), vec![event]))
+                    apply_change(transaction, request, &movement_actor, &clock).await
                 })
             },
         )
@@ -207,12 +354,189 @@ impl StockService {
         result
     }
 
+    /// Moves units of a product from one location to another in one transaction (movement kind
+    /// `TRANSFER`; the product's stock is unchanged). Takes available units only: from the
+    /// named lot, or first-expiring lots first. Lots keep their code and date at the
+    /// destination. Fails with `BAD_USER_INPUT` (same, unknown or archived location),
+    /// `NOT_FOUND` or `INSUFFICIENT_STOCK`, changing nothing.
+    pub async fn transfer(&self, request: TransferRequest, actor: &Actor) -> Result<StockChange> {
+        if request.from_location_id == request.to_location_id {
+            return Err(Error::bad_field(
+                "toLocationId",
+                "a transfer needs two different locations",
+            ));
+        }
+        let idempotency = request
+            .idempotency_key
+            .clone()
+            .map(|key| IdempotentRequest {
+                key,
+                operation: "transferStock",
+                fingerprint: format!(
+                    "{}|{}|{}|{}|{}|{}",
+                    request.product_id,
+                    request.from_location_id,
+                    request.to_location_id,
+                    request.quantity.get(),
+                    request.lot_code.as_ref().map_or("", LotCode::as_str),
+                    request.reason.as_ref().map_or("", Reason::as_str)
+                ),
+            });
+        let movement_actor = actor.clone();
+        let clock = self.clock.clone();
+        let result = run_write(
+            &self.database,
+            &self.events,
+            actor,
+            idempotency.as_ref(),
+            move |transaction| {
+                Box::pin(async move {
+                    apply_transfer(transaction, request, &movement_actor, &clock).await
+                })
+            },
+        )
+        .await;
+        count_outcome("transferStock", &result);
+        result
+    }
+
+    /// Removes units from one bucket of a location without a sale (movement kind `WRITE_OFF`):
+    /// expired units can be written off, units held by reservations cannot. Fails with
+    /// `BAD_USER_INPUT` (unknown location or lot), `NOT_FOUND` or `INSUFFICIENT_STOCK` (more
+    /// than the bucket holds unreserved), changing nothing.
+    pub async fn write_off(&self, request: WriteOffRequest, actor: &Actor) -> Result<StockChange> {
+        let idempotency = request
+            .idempotency_key
+            .clone()
+            .map(|key| IdempotentRequest {
+                key,
+                operation: "writeOffStock",
+                fingerprint: format!(
+                    "{}|{}|{}|{}|{}",
+                    request.product_id,
+                    request.location_id,
+                    request.lot_code.as_ref().map_or("", LotCode::as_str),
+                    request.quantity.get(),
+                    request.reason.as_str()
+                ),
+            });
+        let movement_actor = actor.clone();
+        let clock = self.clock.clone();
+        let result = run_write(
+            &self.database,
+            &self.events,
+            actor,
+            idempotency.as_ref(),
+            move |transaction| {
+                Box::pin(async move {
+                    apply_write_off(transaction, request, &movement_actor, &clock).await
+                })
+            },
+        )
+        .await;
+        count_outcome("writeOffStock", &result);
+        result
+    }
+
+    /// Marks the lots that passed their date as expired, product by product, with a
+    /// `lotExpired` event each (and `lowStock` when that leaves a product low); returns how
+    /// many lots. The background task calls this; every write to a product does it too.
+    pub async fn expire_lots(&self) -> Result<u64> {
+        let today = self.clock.today();
+        let due: Vec<Uuid> = stock_bucket::Entity::find()
+            .select_only()
+            .column(stock_bucket::Column::ProductId)
+            .filter(stock_bucket::Column::Expired.eq(false))
+            .filter(stock_bucket::Column::ExpiresOn.lt(today))
+            .distinct()
+            .order_by_asc(stock_bucket::Column::ProductId)
+            .limit(500)
+            .into_tuple()
+            .all(self.database.connection())
+            .await?;
+        let mut expired = 0;
+        for product_id in due {
+            let transaction = self.database.begin_write().await?;
+            let Some(locked) = LockedProduct::lock_any(&*transaction, product_id, today).await?
+            else {
+                continue;
+            };
+            let events = locked.save(&*transaction).await?;
+            expired += events.iter().filter(|event| event.lot.is_some()).count() as u64;
+            self.events.commit(transaction, events).await?;
+        }
+        Ok(expired)
+    }
+
+    /// The buckets of each of `product_ids` (one query): their stock per location and lot.
+    pub async fn buckets_of_products(
+        &self,
+        product_ids: &[Uuid],
+    ) -> Result<Vec<stock_bucket::Model>> {
+        Ok(stock_bucket::Entity::find()
+            .filter(stock_bucket::Column::ProductId.is_in(product_ids.iter().copied()))
+            .order_by_asc(stock_bucket::Column::CreatedAt)
+            .order_by_asc(stock_bucket::Column::Id)
+            .all(self.database.connection())
+            .await?)
+    }
+
+    /// Lots by id (one query; missing ones are absent, lot-less buckets too).
+    pub async fn find_lots(&self, ids: &[Uuid]) -> Result<Vec<stock_bucket::Model>> {
+        Ok(stock_bucket::Entity::find()
+            .filter(stock_bucket::Column::Id.is_in(ids.iter().copied()))
+            .filter(stock_bucket::Column::LotCode.ne(""))
+            .all(self.database.connection())
+            .await?)
+    }
+
+    /// Lots with units on hand, not yet expired, whose last good day is at most `within` days
+    /// from today, soonest first; only in `location_id` when given. At most 500.
+    pub async fn expiring_lots(
+        &self,
+        within: DaysAhead,
+        location_id: Option<Uuid>,
+    ) -> Result<Vec<stock_bucket::Model>> {
+        let today = self.clock.today();
+        let last_day = today + chrono::Duration::days(within.get());
+        let mut query = stock_bucket::Entity::find()
+            .filter(stock_bucket::Column::Expired.eq(false))
+            .filter(stock_bucket::Column::Stock.gt(0))
+            .filter(stock_bucket::Column::ExpiresOn.gte(today))
+            .filter(stock_bucket::Column::ExpiresOn.lte(last_day));
+        if let Some(location_id) = location_id {
+            query = query.filter(stock_bucket::Column::LocationId.eq(location_id));
+        }
+        Ok(query
+            .order_by_asc(stock_bucket::Column::ExpiresOn)
+            .order_by_asc(stock_bucket::Column::Id)
+            .limit(500)
+            .all(self.database.connection())
+            .await?)
+    }
+
+    /// The date lots are judged by.
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.clock.today()
+    }
+
+    /// The allocations of each of `movement_ids` (one query), in no particular order.
+    pub async fn allocations_of(
+        &self,
+        movement_ids: &[Uuid],
+    ) -> Result<Vec<stock_allocation::Model>> {
+        Ok(stock_allocation::Entity::find()
+            .filter(stock_allocation::Column::MovementId.is_in(movement_ids.iter().copied()))
+            .all(self.database.connection())
+            .await?)
+    }
+
     /// Up to `limit` movements in listing order, newest first: forward, the ones after
     /// `cursor` (older); backward, the ones before it (newer), nearest first. With
     /// `product_id`, that product's history in exact commit order; without, the whole ledger.
     pub async fn movements(
         &self,
-        product_id: Option<Uuid>,
+        filter: &MovementFilter,
         cursor: Option<MovementPosition>,
         direction: PageDirection,
         limit: u64,
@@ -221,10 +545,9 @@ impl StockService {
         use stock_movement::Column;
         let backward = direction == PageDirection::Backward;
         let order = if backward { Order::Asc } else { Order::Desc };
-        let mut query = stock_movement::Entity::find();
-        query = match product_id {
-            Some(product_id) => {
-                query = query.filter(Column::ProductId.eq(product_id));
+        let mut query = filtered_movements(filter);
+        query = match filter.product_id {
+            Some(_) => {
                 if let Some(cursor) = cursor {
                     query = query.filter(if backward {
                         Column::ProductVersion.gt(cursor.product_version)
@@ -373,10 +696,48 @@ impl StockService {
             .await?)
     }
 
+    /// How many movements match `filter`.
+    pub async fn count_matching(&self, filter: &MovementFilter) -> Result<u64> {
+        Ok(filtered_movements(filter)
+            .count(self.database.connection())
+            .await?)
+    }
+
     /// How many movements the whole ledger holds.
     pub async fn count_movements(&self) -> Result<u64> {
         Ok(stock_movement::Entity::find()
             .count(self.database.connection())
             .await?)
     }
+}
+
+/// The movements `filter` lets through, in no order yet.
+fn filtered_movements(filter: &MovementFilter) -> sea_orm::Select<stock_movement::Entity> {
+    let mut query = stock_movement::Entity::find();
+    if let Some(product_id) = filter.product_id {
+        query = query.filter(stock_movement::Column::ProductId.eq(product_id));
+    }
+    if filter.location_id.is_some() || filter.lot_code.is_some() {
+        let mut touched = sea_orm::sea_query::Query::select()
+            .column(stock_allocation::Column::MovementId)
+            .from(stock_allocation::Entity)
+            .to_owned();
+        if let Some(location_id) = filter.location_id {
+            touched.and_where(stock_allocation::Column::LocationId.eq(location_id));
+        }
+        if let Some(lot_code) = &filter.lot_code {
+            touched.and_where(stock_allocation::Column::LotCode.eq(lot_code.as_str()));
+        }
+        if let Some(product_id) = filter.product_id {
+            touched.and_where(stock_allocation::Column::ProductId.eq(product_id));
+        }
+        query = query.filter(stock_movement::Column::Id.in_subquery(touched));
+    }
+    query
+}
+
+fn count_outcome(operation: &'static str, result: &Result<StockChange>) {
+    let outcome = result.as_ref().map_or_else(Error::code, |_| "success");
+    metrics::counter!("stockroom_stock_changes_total", "operation" => operation, "outcome" => outcome)
+        .increment(1);
 }

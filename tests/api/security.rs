@@ -87,7 +87,27 @@ async fn every_mutation_allows_exactly_the_roles_the_policy_names_and_refusals_c
     app: TestApp,
 ) {
     let admin = as_caller(&app, Who::As(Role::Admin));
-    let mutations: [(&str, Role, &str); 9] = [
+    let location = admin
+        .graphql(
+            "mutation { createLocation(input: { code: \"MATRIX\", name: \"Matrix\", priority: 3 }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_no_errors(&location);
+    let location = location["data"]["createLocation"]["id"].clone();
+    let empty_location = admin
+        .graphql(
+            "mutation { createLocation(input: { code: \"EMPTY\", name: \"Empty\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_no_errors(&empty_location);
+    let empty_location = empty_location["data"]["createLocation"]["id"].clone();
+    let main_location = admin
+        .graphql("{ locationByCode(code: \"MAIN\") { id } }", json!({}))
+        .await["data"]["locationByCode"]["id"]
+        .clone();
+    let mutations: [(&str, Role, &str); 14] = [
         (
             "createProduct",
             Role::Manager,
@@ -133,6 +153,31 @@ async fn every_mutation_allows_exactly_the_roles_the_policy_names_and_refusals_c
             Role::Manager,
             "mutation($reservation: ID!) { releaseReservation(id: $reservation) { id } }",
         ),
+        (
+            "transferStock",
+            Role::Manager,
+            "mutation($id: ID!, $main: ID!, $location: ID!) { transferStock(productId: $id, fromLocationId: $main, toLocationId: $location, quantity: 2) { newStock } }",
+        ),
+        (
+            "writeOffStock",
+            Role::Manager,
+            "mutation($id: ID!, $main: ID!) { writeOffStock(productId: $id, locationId: $main, quantity: 2, reason: \"broken\") { newStock } }",
+        ),
+        (
+            "createLocation",
+            Role::Admin,
+            "mutation($sku: String!) { createLocation(input: { code: $sku, name: \"New\" }) { id } }",
+        ),
+        (
+            "updateLocation",
+            Role::Admin,
+            "mutation($location: ID!, $sku: String!) { updateLocation(id: $location, input: { name: $sku }) { id } }",
+        ),
+        (
+            "archiveLocation",
+            Role::Admin,
+            "mutation($empty: ID!) { archiveLocation(id: $empty) { id } }",
+        ),
     ];
     // The matrix covers every mutation of the schema: a new one must be added here.
     for field in root_fields_of(&stockroom::graphql::sdl(), "Mutation") {
@@ -171,6 +216,9 @@ async fn every_mutation_allows_exactly_the_roles_the_policy_names_and_refusals_c
                 "id": product,
                 "sku": format!("NEW-{index}-{caller}"),
                 "reservation": reservation,
+                "location": location,
+                "empty": empty_location,
+                "main": main_location,
             });
             let response = as_caller(&app, *who).graphql(document, variables).await;
 

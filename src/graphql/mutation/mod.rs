@@ -1,9 +1,11 @@
 //! Mutation roots, one per domain, merged into the schema's `Mutation`.
 
+mod location;
 mod product;
 mod reservation;
 mod stock;
 
+pub use location::LocationMutation;
 pub use product::ProductMutation;
 pub use reservation::ReservationMutation;
-pub use stock::StockMutation;
+pub use stock::{StockMutation, parse_optional_id};

@@ -13,9 +13,12 @@ pub struct ReservationMutation;
 
 #[Object]
 impl ReservationMutation {
-    /// Holds units of a product for a checkout. Only available units (stock less what is
-    /// reserved) can be held; held units cannot be taken by `reduceStock` or other reservations.
+    /// Holds units of a product for a checkout. Only available units (not reserved, not
+    /// expired) can be held, chosen as `reduceStock` would take them; held units cannot be
+    /// taken by `reduceStock` or other reservations, and a commit takes exactly them. When a
+    /// held lot expires, the reservation ends as `EXPIRED` (expired units are never sold).
     /// Errors: `BAD_USER_INPUT`, `NOT_FOUND`, `INSUFFICIENT_STOCK`, `IDEMPOTENCY_KEY_REUSED`.
+    #[allow(clippy::too_many_arguments)] // one per GraphQL argument
     async fn reserve_stock(
         &self,
         ctx: &Context<'_>,
@@ -30,8 +33,13 @@ impl ReservationMutation {
         #[graphql(desc = "Makes retries safe (see `reduceStock`).")] idempotency_key: Option<
             String,
         >,
+        #[graphql(
+            desc = "Hold units of this location only; of every location by priority when omitted."
+        )]
+        location_id: Option<ID>,
     ) -> Result<Option<Reservation>> {
         let request = ReserveRequest {
+            location_id: super::stock::parse_optional_id("locationId", location_id.as_ref())?,
             product_id: parse_id("productId", &product_id)?,
             quantity: Quantity::parse(quantity.into())?,
             ttl: ReservationTtl::parse(ttl_seconds.map(i64::from))?,
@@ -44,7 +52,7 @@ impl ReservationMutation {
     }
 
     /// Takes the held units from stock (recording a `RESERVATION_COMMIT` movement). A
-    /// reservation resolves once: committing one that is not `ACTIVE` is `BAD_USER_INPUT`.
+    /// reservation resolves once: committing one that is not `ACTIVE` is `RESERVATION_NOT_ACTIVE`.
     async fn commit_reservation(
         &self,
         ctx: &Context<'_>,
@@ -57,7 +65,7 @@ impl ReservationMutation {
     }
 
     /// Gives the held units back. Releasing a reservation that is not `ACTIVE` is
-    /// `BAD_USER_INPUT`.
+    /// `RESERVATION_NOT_ACTIVE`.
     async fn release_reservation(
         &self,
         ctx: &Context<'_>,

@@ -11,14 +11,18 @@ pub struct LedgerQuery;
 
 #[Object]
 impl LedgerQuery {
-    /// Checks that every product's stock equals the sum of its movements and its reserved
-    /// units the sum of its active reservations (admin only; `stockroom verify` does the same).
+    /// Checks that every product's stock equals the sum of its movements and of its buckets,
+    /// its reserved units the sum of its active reservations, every bucket's stock the sum of
+    /// its allocations and every movement's quantity the sum of its allocations (admin only;
+    /// `stockroom verify` does the same).
     async fn verify_ledger(&self, ctx: &Context<'_>) -> Result<LedgerReport> {
         let report = ctx.services()?.ledger.verify().await?;
         Ok(LedgerReport {
             id: new_id(),
-            ok: report.mismatches.is_empty(),
+            ok: report.is_clean(),
             products_checked: report.products_checked,
+            bucket_mismatches: report.bucket_mismatches.len() as u64,
+            movement_mismatches: report.movement_mismatches.len() as u64,
             mismatches: report
                 .mismatches
                 .into_iter()
@@ -45,6 +49,11 @@ pub struct LedgerReport {
     pub products_checked: u64,
     /// Every product that disagrees.
     pub mismatches: Vec<LedgerDiscrepancy>,
+    /// How many buckets (a product's stock in one location and lot) disagree with their
+    /// allocations or the reservations holding them (`stockroom verify` lists them).
+    pub bucket_mismatches: u64,
+    /// How many movements disagree with their allocations (`stockroom verify` lists them).
+    pub movement_mismatches: u64,
 }
 
 /// A product whose stored figures disagree with its ledger or reservations.

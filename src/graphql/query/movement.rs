@@ -7,6 +7,7 @@ use crate::graphql::types::{
     MovementCursor, PageArguments, PageRequest, ProductLedger, StockMovementConnection, page_cost,
     parse_id,
 };
+use crate::service::MovementFilter;
 
 /// Reading the stock ledger.
 #[derive(Default)]
@@ -17,6 +18,7 @@ impl MovementQuery {
     /// The audit trail of stock movements, newest first: of one product (in exact commit order)
     /// or of all products.
     #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
+    #[allow(clippy::too_many_arguments)] // one per GraphQL argument
     async fn stock_movements(
         &self,
         ctx: &Context<'_>,
@@ -29,11 +31,24 @@ impl MovementQuery {
         last: Option<i32>,
         #[graphql(desc = "Page backward: the items before this cursor (a page's `startCursor`).")]
         before: Option<String>,
+        #[graphql(desc = "Only movements that touched this location.")] location_id: Option<ID>,
+        #[graphql(desc = "Only movements that touched a lot with this code.")] lot_code: Option<
+            String,
+        >,
     ) -> Result<StockMovementConnection> {
         let product_id = product_id
             .as_ref()
             .map(|id| parse_id("productId", id))
             .transpose()?;
+        let filter = MovementFilter {
+            product_id,
+            location_id: location_id
+                .as_ref()
+                .map(|id| parse_id("locationId", id))
+                .transpose()?,
+            lot_code,
+        };
+        let filtered = filter.location_id.is_some() || filter.lot_code.is_some();
         let page = PageRequest::<MovementCursor>::parse(PageArguments {
             first,
             after: after.as_deref(),
@@ -44,19 +59,24 @@ impl MovementQuery {
             .services()?
             .stock
             .movements(
-                product_id,
+                &filter,
                 page.cursor.as_ref().map(|cursor| cursor.0),
                 page.direction,
                 page.size + 1,
             )
             .await?;
-        Ok(StockMovementConnection::from_page(
+        let connection = StockMovementConnection::from_page(
             &mut movements,
             &page,
             product_id.map(|product_id| ProductLedger {
                 product_id,
                 listing: None,
             }),
-        ))
+        );
+        Ok(if filtered {
+            connection.limited_to(filter)
+        } else {
+            connection
+        })
     }
 }

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use async_graphql::{Context, ID, Object, Result};
 use uuid::Uuid;
 
-use crate::entity::{reservation, stock_movement};
+use crate::entity::{location, reservation, stock_bucket, stock_movement};
 use crate::error::Error;
 use crate::graphql::context::ContextExt;
-use crate::graphql::types::{Node, Product, Reservation, StockMovement, parse_id};
+use crate::graphql::types::{Location, Lot, Node, Product, Reservation, StockMovement, parse_id};
 
 /// Most ids one `nodes` call may ask for.
 const MAX_NODES: usize = 100;
@@ -19,7 +19,7 @@ pub struct NodeQuery;
 
 #[Object]
 impl NodeQuery {
-    /// The object with this id, whatever its type (`Product`, `StockMovement`, `Reservation`);
+    /// The object with this id, whatever its type (`Product`, `StockMovement`, `Reservation`, `Location`, `Lot`);
     /// null when nothing (or a deleted product) has it.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
         Ok(find_nodes(ctx, "id", &[id]).await?.pop().flatten())
@@ -46,6 +46,8 @@ enum Found {
     Product(Product),
     Movement(stock_movement::Model),
     Reservation(reservation::Model),
+    Location(location::Model),
+    Lot(stock_bucket::Model),
 }
 
 impl From<Found> for Node {
@@ -54,6 +56,8 @@ impl From<Found> for Node {
             Found::Product(product) => Node::Product(product),
             Found::Movement(movement) => Node::StockMovement(StockMovement::new(movement)),
             Found::Reservation(reservation) => Node::Reservation(Reservation(reservation)),
+            Found::Location(location) => Node::Location(Location(location)),
+            Found::Lot(lot) => Node::Lot(Lot(lot)),
         }
     }
 }
@@ -87,6 +91,18 @@ async fn find_nodes(ctx: &Context<'_>, argument: &str, ids: &[ID]) -> Result<Vec
     if !rest.is_empty() {
         for reservation in services.reservations.find_many(&rest).await? {
             found.insert(reservation.id, Found::Reservation(reservation));
+        }
+    }
+    let rest = missing(&found);
+    if !rest.is_empty() {
+        for location in services.locations.find_many(&rest).await? {
+            found.insert(location.id, Found::Location(location));
+        }
+    }
+    let rest = missing(&found);
+    if !rest.is_empty() {
+        for lot in services.stock.find_lots(&rest).await? {
+            found.insert(lot.id, Found::Lot(lot));
         }
     }
     Ok(wanted

@@ -13,7 +13,7 @@ use crate::auth::Caller;
 use crate::error::Error;
 use crate::events::StockEvent;
 use crate::graphql::context::ContextExt;
-use crate::graphql::types::{LowStockEvent, StockMovement, parse_id};
+use crate::graphql::types::{Lot, LowStockEvent, StockMovement, parse_id};
 use crate::graphql::ws::SubscriptionSlots;
 
 /// Live stock events.
@@ -57,6 +57,24 @@ impl StockSubscription {
                         event.product.to_model(),
                     ))
                 }),
+                Err(error) => Some(Err(error)),
+            })
+        }))
+    }
+
+    /// A lot that has passed its date (once per lot, when the server notices: on the next
+    /// write to the product or the background check, shortly after midnight UTC). Its units
+    /// stay on hand as `expired` until written off. Ends with an error like `lowStock` does
+    /// when events could be missed.
+    async fn lot_expired(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only these products (all when omitted).")] product_ids: Option<Vec<ID>>,
+    ) -> Result<impl Stream<Item = Result<Lot>> + use<>> {
+        let wanted = parse_ids(product_ids)?;
+        Ok(events(ctx, wanted)?.filter_map(|event| {
+            future::ready(match event {
+                Ok(event) => event.lot.as_ref().map(|lot| Ok(Lot(lot.to_model()))),
                 Err(error) => Some(Err(error)),
             })
         }))

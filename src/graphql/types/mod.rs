@@ -1,6 +1,7 @@
 //! The GraphQL object, input and enum types, each wrapping a service value.
 
 mod event;
+mod location;
 mod movement;
 mod node;
 mod pagination;
@@ -9,6 +10,10 @@ mod reservation;
 mod stock_change;
 
 pub use event::LowStockEvent;
+pub use location::{
+    CreateLocationInput, Date, Location, LocationStock, Lot, LotInput, StockAllocation,
+    UpdateLocationInput,
+};
 pub use movement::{
     MovementKind, ProductLedger, StockMovement, StockMovementConnection, StockMovementEdge,
 };

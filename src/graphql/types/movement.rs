@@ -5,10 +5,16 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::{Cursor, MovementCursor, PageInfo, PageRequest, Product, finish_page, to_int};
+use async_graphql::dataloader::DataLoader;
+
+use super::{
+    Cursor, MovementCursor, PageInfo, PageRequest, Product, StockAllocation, finish_page, to_int,
+};
 use crate::entity::{product, stock_movement};
+use crate::error::Error;
 use crate::graphql::context::ContextExt;
-use crate::graphql::loaders::ProductListing;
+use crate::graphql::loaders::{BucketsOf, ProductListing, StockDetail, StockDetailLoader};
+use crate::service::MovementFilter;
 
 /// An entry of the append-only stock ledger, with its product when that is already at hand.
 pub struct StockMovement {
@@ -103,6 +109,24 @@ impl StockMovement {
     async fn created_at(&self) -> DateTime<Utc> {
         self.movement.created_at
     }
+
+    /// What it did to each bucket (location and lot) it touched; the quantities add up to the
+    /// movement's signed quantity (a transfer's to 0).
+    async fn allocations(&self, ctx: &Context<'_>) -> Result<Vec<StockAllocation>> {
+        let loader = ctx
+            .data::<DataLoader<StockDetailLoader>>()
+            .map_err(|_| Error::internal("the schema was built without a stock detail loader"))?;
+        match loader
+            .load_one(BucketsOf::Movement(self.movement.id))
+            .await
+            .map_err(|error| Error::clone(&error))?
+        {
+            Some(StockDetail::Allocations(allocations)) => {
+                Ok(allocations.into_iter().map(StockAllocation).collect())
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
 }
 
 /// What caused a stock movement.
@@ -116,6 +140,10 @@ pub enum MovementKind {
     Reduce,
     /// Units taken by committing a reservation.
     ReservationCommit,
+    /// Units moved between locations (the product's stock is unchanged).
+    Transfer,
+    /// Units written off (expired or damaged).
+    WriteOff,
 }
 
 impl From<stock_movement::MovementKind> for MovementKind {
@@ -125,6 +153,8 @@ impl From<stock_movement::MovementKind> for MovementKind {
             stock_movement::MovementKind::Add => MovementKind::Add,
             stock_movement::MovementKind::Reduce => MovementKind::Reduce,
             stock_movement::MovementKind::ReservationCommit => MovementKind::ReservationCommit,
+            stock_movement::MovementKind::Transfer => MovementKind::Transfer,
+            stock_movement::MovementKind::WriteOff => MovementKind::WriteOff,
         }
     }
 }
@@ -146,6 +176,8 @@ pub struct StockMovementConnection {
     pub page_info: PageInfo,
     /// The product the listing is limited to, for `totalCount`.
     pub product: Option<ProductLedger>,
+    /// The location or lot the listing is limited to, for `totalCount`.
+    pub filter: Option<MovementFilter>,
 }
 
 /// The product a movement listing is limited to, with the products it was listed with.
@@ -175,7 +207,14 @@ impl StockMovementConnection {
                 .collect(),
             page_info,
             product,
+            filter: None,
         }
+    }
+
+    /// The same page, counted as a listing limited by `filter`.
+    pub fn limited_to(mut self, filter: MovementFilter) -> Self {
+        self.filter = Some(filter);
+        self
     }
 }
 
@@ -200,6 +239,9 @@ impl StockMovementConnection {
     /// How many movements the listing holds in all pages (counted only when asked for; a
     /// count scans the whole listing, so an operation may ask for only a few).
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        if let Some(filter) = &self.filter {
+            return Ok(ctx.services()?.stock.count_matching(filter).await?);
+        }
         Ok(match &self.product {
             Some(ledger) => {
                 ctx.count_product_movements(ledger.listing.as_deref(), ledger.product_id)

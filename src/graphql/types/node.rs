@@ -3,7 +3,7 @@
 
 use async_graphql::{ID, Interface};
 
-use super::{Product, Reservation, StockMovement};
+use super::{Location, Lot, Product, Reservation, StockMovement};
 
 /// An object with an id that is unique across every type (a UUID, the same the REST facade
 /// uses), so that `node(id:)` can fetch it again.
@@ -20,4 +20,8 @@ pub enum Node {
     StockMovement(StockMovement),
     /// A reservation.
     Reservation(Reservation),
+    /// A location.
+    Location(Location),
+    /// A lot in one location.
+    Lot(Lot),
 }

@@ -5,15 +5,21 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use async_graphql::dataloader::DataLoader;
+
 use super::ProductLedger;
+use super::{LocationStock, Lot};
 use super::{
     MovementCursor, PageArguments, PageInfo, PageRequest, StockMovementConnection, page_cost,
     to_int,
 };
 use crate::domain::{ProductName, Sku, StockLevel};
 use crate::entity::product;
+use crate::error::Error;
 use crate::graphql::context::ContextExt;
-use crate::graphql::loaders::{MovementPageKey, ProductListing};
+use crate::graphql::loaders::{
+    BucketsOf, MovementPageKey, ProductListing, StockDetail, StockDetailLoader,
+};
 use crate::service::{self, NewProduct, ProductChanges, ProductFilter};
 
 /// A product in the catalogue, with the products it was listed with (if any) for batched
@@ -68,9 +74,35 @@ impl Product {
         Ok(to_int(self.0.reserved)?)
     }
 
-    /// Units that reductions and new reservations may take: `stock - reserved`.
+    /// Units that reductions and new reservations may take: `stock - reserved - expired`.
     async fn available(&self) -> Result<i32> {
         Ok(to_int(self.0.available())?)
+    }
+
+    /// Units on hand in lots past their date: never available, until written off.
+    async fn expired(&self) -> Result<i32> {
+        Ok(to_int(self.0.expired)?)
+    }
+
+    /// Its stock in each location that has (or had) some, in the order stock first arrived.
+    async fn stock_by_location(&self, ctx: &Context<'_>) -> Result<Vec<LocationStock>> {
+        Ok(LocationStock::of(&load_buckets(ctx, self.0.id).await?))
+    }
+
+    /// Its lots in every location, oldest first; empty ones only when asked.
+    async fn lots(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Also lots with no units left (false when omitted).")]
+        include_empty: Option<bool>,
+    ) -> Result<Vec<Lot>> {
+        let include_empty = include_empty.unwrap_or(false);
+        Ok(load_buckets(ctx, self.0.id)
+            .await?
+            .into_iter()
+            .filter(|bucket| bucket.is_lot() && (include_empty || bucket.stock > 0))
+            .map(Lot)
+            .collect())
     }
 
     /// At or below this many available units, the product is `LOW_STOCK`.
@@ -145,6 +177,24 @@ impl Product {
                 listing: self.1.clone(),
             }),
         ))
+    }
+}
+
+/// A product's buckets, batched over every product of the response.
+async fn load_buckets(
+    ctx: &Context<'_>,
+    product_id: uuid::Uuid,
+) -> Result<Vec<crate::entity::stock_bucket::Model>> {
+    let loader = ctx
+        .data::<DataLoader<StockDetailLoader>>()
+        .map_err(|_| Error::internal("the schema was built without a stock detail loader"))?;
+    match loader
+        .load_one(BucketsOf::Product(product_id))
+        .await
+        .map_err(|error| Error::clone(&error))?
+    {
+        Some(StockDetail::Buckets(buckets)) => Ok(buckets),
+        _ => Ok(Vec::new()),
     }
 }
 
