@@ -45,11 +45,30 @@ pub async fn verify(config: &Config, as_of: Option<DateTime<Utc>>) -> ExitCode {
     };
     let ledger = LedgerService::new(database);
     if let Some(at) = as_of {
+        let by_bucket = match ledger.bucket_stock_as_of(at).await {
+            Ok(buckets) => buckets,
+            Err(error) => {
+                eprintln!("stockroom verify: {error:?}");
+                return ExitCode::from(2);
+            }
+        };
         return match ledger.stock_as_of(at).await {
             Ok(products) => {
                 println!("stock as of {}", at.to_rfc3339());
                 for product in products {
                     println!("{}\t{}\t{}", product.product_id, product.sku, product.stock);
+                }
+                println!("by location and lot (lot '-' is stock without a lot)");
+                for bucket in by_bucket {
+                    let lot = if bucket.lot_code.is_empty() {
+                        "-"
+                    } else {
+                        bucket.lot_code.as_str()
+                    };
+                    println!(
+                        "{}\t{}\t{}\t{lot}\t{}",
+                        bucket.product_id, bucket.sku, bucket.location, bucket.stock
+                    );
                 }
                 ExitCode::SUCCESS
             }

@@ -164,7 +164,7 @@ impl Buckets {
     /// location first-expiring lots first (lots without a date last, ties oldest first).
     /// `INSUFFICIENT_STOCK` (changing nothing) when `source` has fewer.
     pub(super) fn take(&mut self, source: Source<'_>, quantity: i64) -> Result<Vec<Allocation>> {
-        let plan = self.plan(source, quantity)?;
+        let plan = self.plan(source, quantity, None)?;
         Ok(plan
             .into_iter()
             .map(|(index, units)| {
@@ -178,11 +178,18 @@ impl Buckets {
     }
 
     /// Holds `quantity` available units of `source` for a reservation, chosen as [`take`]
-    /// would take them. Returns the units held per bucket.
+    /// would take them, from lots still good on `good_through` (the day the reservation runs
+    /// out): a hold never rests on a lot that expires before its checkout can end. Returns the
+    /// units held per bucket.
     ///
     /// [`take`]: Buckets::take
-    pub(super) fn hold(&mut self, source: Source<'_>, quantity: i64) -> Result<Vec<(Uuid, i64)>> {
-        let plan = self.plan(source, quantity)?;
+    pub(super) fn hold(
+        &mut self,
+        source: Source<'_>,
+        quantity: i64,
+        good_through: NaiveDate,
+    ) -> Result<Vec<(Uuid, i64)>> {
+        let plan = self.plan(source, quantity, Some(good_through))?;
         Ok(plan
             .into_iter()
             .map(|(index, units)| {
@@ -310,12 +317,21 @@ impl Buckets {
         Ok(held.allocation(quantity, before))
     }
 
-    /// Which buckets [`Buckets::take`] would take `quantity` units from, and how many each.
-    fn plan(&self, source: Source<'_>, quantity: i64) -> Result<Vec<(usize, i64)>> {
+    /// Which buckets [`Buckets::take`] would take `quantity` units from, and how many each;
+    /// with `good_through`, only lots still good that day count.
+    fn plan(
+        &self,
+        source: Source<'_>,
+        quantity: i64,
+        good_through: Option<NaiveDate>,
+    ) -> Result<Vec<(usize, i64)>> {
+        let lasts = |row: &stock_bucket::Model| {
+            good_through.is_none_or(|day| row.expires_on.is_none_or(|last| last >= day))
+        };
         let mut candidates: Vec<usize> = (0..self.held.len())
             .filter(|&index| {
                 let row = &self.held[index].row;
-                in_source(row, source) && row.available() > 0
+                in_source(row, source) && row.available() > 0 && lasts(row)
             })
             .collect();
         candidates.sort_by(|&left, &right| taking_order(&self.held[left], &self.held[right]));
@@ -331,7 +347,7 @@ impl Buckets {
         }
         if wanted > 0 {
             return Err(Error::InsufficientStock {
-                available: self.available(source),
+                available: quantity - wanted,
                 requested: quantity,
             });
         }
@@ -482,7 +498,7 @@ mod tests {
             .add(&main, Some(&lot("OLD", Some("2026-05-31"))), 5, today(), at)
             .unwrap();
         buckets.add(&main, None, 4, today(), at).unwrap();
-        buckets.hold(Source::Anywhere, 3).unwrap();
+        buckets.hold(Source::Anywhere, 3, today()).unwrap();
         assert_eq!(buckets.expired(), 5);
         assert_eq!(buckets.available(Source::Anywhere), 1);
 

@@ -258,7 +258,7 @@ impl Leader {
     async fn apply(&self, batch: &mut [Pending]) -> Result<Vec<Result<StockChange>>> {
         let transaction = self.database.begin_write().await?;
         let mut locked =
-            LockedProduct::lock_live(&*transaction, self.product_id, self.clock.today()).await?;
+            LockedProduct::lock_live(&*transaction, self.product_id, &self.clock).await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut applied = 0;
         for pending in batch.iter_mut() {

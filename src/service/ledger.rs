@@ -100,6 +100,21 @@ pub struct StockAtTime {
     pub stock: i64,
 }
 
+/// A product's stock in one location and lot at some past instant, from its allocations.
+#[derive(Clone, Debug, PartialEq, Eq, FromQueryResult)]
+pub struct BucketStockAtTime {
+    /// The product.
+    pub product_id: Uuid,
+    /// Its SKU (as it is now).
+    pub sku: String,
+    /// The location's code (as it is now).
+    pub location: String,
+    /// The lot's code ('' for lot-less stock).
+    pub lot_code: String,
+    /// The sum of the bucket's allocations up to the instant.
+    pub stock: i64,
+}
+
 #[derive(FromQueryResult)]
 struct Count {
     count: i64,
@@ -188,6 +203,36 @@ impl LedgerService {
             bucket_mismatches,
             movement_mismatches,
         })
+    }
+
+    /// Every bucket's stock at `at` (per product, location and lot), from the allocations
+    /// committed up to then.
+    pub async fn bucket_stock_as_of(&self, at: DateTime<Utc>) -> Result<Vec<BucketStockAtTime>> {
+        let connection = self.database.connection();
+        let backend = connection.get_database_backend();
+        let moved = if backend == DbBackend::Postgres {
+            "a.created_at <= $1"
+        } else {
+            "julianday(a.created_at) <= julianday(?1)"
+        };
+        Ok(
+            BucketStockAtTime::find_by_statement(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT a.product_id, p.sku, l.code AS location, a.lot_code, \
+                            CAST(SUM(a.quantity) AS BIGINT) AS stock \
+                     FROM stock_allocations a \
+                     JOIN products p ON p.id = a.product_id \
+                     JOIN locations l ON l.id = a.location_id \
+                     WHERE {moved} \
+                     GROUP BY a.product_id, p.sku, l.code, a.lot_code \
+                     ORDER BY a.product_id, l.code, a.lot_code"
+                ),
+                [at.into()],
+            ))
+            .all(connection)
+            .await?,
+        )
     }
 
     /// Every product's stock at `at`, from the movements committed up to then.

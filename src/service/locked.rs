@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::buckets::{Allocation, Buckets};
 use super::{next_change_time, now};
+use crate::clock::Clock;
 use crate::domain::{Actor, IdempotencyKey, MAX_STOCK, Reason};
 use crate::entity::reservation::{self, ReservationStatus};
 use crate::entity::stock_movement::{self, MovementKind};
@@ -115,10 +116,10 @@ impl LockedProduct {
     pub(super) async fn lock_live(
         transaction: &impl ConnectionTrait,
         product_id: Uuid,
-        today: NaiveDate,
+        clock: &Clock,
     ) -> Result<Self> {
         let product = lock_live_product(transaction, product_id).await?;
-        Self::after_lock(transaction, product, today).await
+        Self::after_lock(transaction, product, clock).await
     }
 
     /// Locks a product, deleted or not, reads its buckets and sweeps; `None` if it does not
@@ -126,10 +127,10 @@ impl LockedProduct {
     pub(super) async fn lock_any(
         transaction: &impl ConnectionTrait,
         product_id: Uuid,
-        today: NaiveDate,
+        clock: &Clock,
     ) -> Result<Option<Self>> {
         match lock_product(transaction, product_id).await? {
-            Some(product) => Ok(Some(Self::after_lock(transaction, product, today).await?)),
+            Some(product) => Ok(Some(Self::after_lock(transaction, product, clock).await?)),
             None => Ok(None),
         }
     }
@@ -137,8 +138,10 @@ impl LockedProduct {
     async fn after_lock(
         transaction: &impl ConnectionTrait,
         product: product::Model,
-        today: NaiveDate,
+        clock: &Clock,
     ) -> Result<Self> {
+        // Read once the lock is held: a request that waited past midnight judges by the new day.
+        let today = clock.today();
         let buckets = Buckets::load(transaction, product.id).await?;
         let mut locked = Self {
             before: product.clone(),
@@ -196,31 +199,29 @@ impl LockedProduct {
         if past.is_empty() {
             return Ok(());
         }
+        // The active reservations holding units of those lots (not every reservation that
+        // ever held them: one query, whatever the lots' history).
         let holding: Vec<Uuid> = reservation_hold::Entity::find()
             .select_only()
             .column(reservation_hold::Column::ReservationId)
+            .distinct()
+            .inner_join(reservation::Entity)
             .filter(reservation_hold::Column::BucketId.is_in(past.iter().copied()))
+            .filter(reservation::Column::Status.eq(ReservationStatus::Active))
             .into_tuple()
             .all(transaction)
             .await?;
-        if !holding.is_empty() {
-            let active: Vec<Uuid> = reservation::Entity::find()
-                .select_only()
-                .column(reservation::Column::Id)
-                .filter(reservation::Column::Id.is_in(holding))
-                .filter(reservation::Column::Status.eq(ReservationStatus::Active))
-                .filter(reservation::Column::Id.is_not_in(self.ended_reservations.clone()))
-                .into_tuple()
-                .all(transaction)
-                .await?;
-            self.end_reservations(transaction, active).await?;
-        }
+        let holding: Vec<Uuid> = holding
+            .into_iter()
+            .filter(|id| !self.ended_reservations.contains(id))
+            .collect();
+        self.end_reservations(transaction, holding).await?;
+        let was = self.product.clone();
         let mut lots = Vec::with_capacity(past.len());
         for bucket_id in past {
             lots.push(self.buckets.mark_expired(bucket_id)?);
         }
         self.advance()?;
-        let was = self.product.clone();
         for lot in lots {
             self.events
                 .push(StockEvent::lot_expired(&was, &self.product, &lot));

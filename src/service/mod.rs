@@ -14,7 +14,8 @@ mod stock;
 pub use buckets::LotInput;
 pub use idempotency::{IdempotentRequest, prune as prune_idempotency_keys};
 pub use ledger::{
-    BucketMismatch, LedgerMismatch, LedgerReport, LedgerService, MovementMismatch, StockAtTime,
+    BucketMismatch, BucketStockAtTime, LedgerMismatch, LedgerReport, LedgerService,
+    MovementMismatch, StockAtTime,
 };
 pub use locations::{LocationChanges, LocationService, NewLocation, main_location_id};
 pub use locked::StockChange;

@@ -99,16 +99,24 @@ impl ReservationService {
             .map(|key| IdempotentRequest {
                 key,
                 operation: "reserveStock",
-                fingerprint: format!(
-                    "{}|{}|{}|{}{}",
-                    request.product_id,
-                    request.quantity.get(),
-                    request.ttl.seconds(),
-                    request.reference.as_ref().map_or("", Reference::as_str),
-                    request
-                        .location_id
-                        .map_or_else(String::new, |id| format!("|location={id}"))
-                ),
+                fingerprint: match request.location_id {
+                    None => format!(
+                        "{}|{}|{}|{}",
+                        request.product_id,
+                        request.quantity.get(),
+                        request.ttl.seconds(),
+                        request.reference.as_ref().map_or("", Reference::as_str)
+                    ),
+                    // With a location, a JSON array, which no reference text can imitate.
+                    Some(location_id) => serde_json::json!([
+                        request.product_id,
+                        request.quantity.get(),
+                        request.ttl.seconds(),
+                        request.reference.as_ref().map(Reference::as_str),
+                        location_id,
+                    ])
+                    .to_string(),
+                },
             });
         let clock = self.clock.clone();
         let subject = actor.subject.clone();
@@ -127,11 +135,14 @@ impl ReservationService {
                         None => Source::Anywhere,
                     };
                     let mut locked =
-                        LockedProduct::lock_live(transaction, request.product_id, clock.today())
-                            .await?;
+                        LockedProduct::lock_live(transaction, request.product_id, &clock).await?;
                     let wanted = request.quantity.get();
-                    let holds = locked.buckets.hold(source, wanted)?;
                     let created_at = now();
+                    let expires_at = created_at + Duration::seconds(request.ttl.seconds());
+                    // The day the hold runs out, on the calendar lots are judged by.
+                    let good_through =
+                        locked.today + (expires_at.date_naive() - created_at.date_naive());
+                    let holds = locked.buckets.hold(source, wanted, good_through)?;
                     let reservation = reservation::Model {
                         id: Uuid::now_v7(),
                         product_id: request.product_id,
@@ -141,7 +152,7 @@ impl ReservationService {
                             .reference
                             .map(|reference| reference.as_str().to_owned()),
                         actor: subject,
-                        expires_at: created_at + Duration::seconds(request.ttl.seconds()),
+                        expires_at,
                         created_at,
                         resolved_at: None,
                     };
@@ -205,7 +216,7 @@ impl ReservationService {
                         .product_id;
                     // Lock the product first: every transition of its reservations queues here.
                     let mut locked =
-                        LockedProduct::lock_live(transaction, product_id, clock.today()).await?;
+                        LockedProduct::lock_live(transaction, product_id, &clock).await?;
                     let current = reservation::Entity::find_by_id(id)
                         .one(transaction)
                         .await?
@@ -287,7 +298,7 @@ impl ReservationService {
         for product_id in due_products {
             let transaction = self.database.begin_write().await?;
             let Some(locked) =
-                LockedProduct::lock_any(&*transaction, product_id, self.clock.today()).await?
+                LockedProduct::lock_any(&*transaction, product_id, &self.clock).await?
             else {
                 continue;
             };

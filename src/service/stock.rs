@@ -59,18 +59,21 @@ impl StockChangeRequest {
             StockDirection::Reduce => "reduceStock",
         };
         let reason = self.reason.as_ref().map_or("", Reason::as_str);
-        let mut fingerprint = format!("{}|{}|{reason}", self.product_id, self.quantity.get());
-        // Requests without a location or lot keep the fingerprint they always had.
-        if let Some(location_id) = self.location_id {
-            fingerprint.push_str(&format!("|location={location_id}"));
-        }
-        if let Some(lot) = &self.lot {
-            let expires_on = lot
-                .expires_on
-                .map(|day| day.to_string())
-                .unwrap_or_default();
-            fingerprint.push_str(&format!("|lot={}|{expires_on}", lot.code.as_str()));
-        }
+        // Requests without a location or lot keep the fingerprint they always had; the others
+        // are a JSON array, which no free text can imitate.
+        let fingerprint = if self.location_id.is_none() && self.lot.is_none() {
+            format!("{}|{}|{reason}", self.product_id, self.quantity.get())
+        } else {
+            serde_json::json!([
+                self.product_id,
+                self.quantity.get(),
+                reason,
+                self.location_id,
+                self.lot.as_ref().map(|lot| lot.code.as_str()),
+                self.lot.as_ref().and_then(|lot| lot.expires_on),
+            ])
+            .to_string()
+        };
         Some(IdempotentRequest {
             key,
             operation,
@@ -170,7 +173,6 @@ async fn apply_change(
     actor: &Actor,
     clock: &Clock,
 ) -> Result<(StockChange, Vec<StockEvent>)> {
-    let today = clock.today();
     let quantity = request.quantity.get();
     let (kind, destination, source) = match request.direction {
         StockDirection::Add => (
@@ -189,7 +191,8 @@ async fn apply_change(
             (MovementKind::Reduce, None, source)
         }
     };
-    let mut locked = LockedProduct::lock_live(transaction, request.product_id, today).await?;
+    let mut locked = LockedProduct::lock_live(transaction, request.product_id, clock).await?;
+    let today = locked.today;
     let allocations = match &destination {
         Some(location) => {
             locked.ensure_room(quantity)?;
@@ -221,11 +224,11 @@ async fn apply_transfer(
     actor: &Actor,
     clock: &Clock,
 ) -> Result<(StockChange, Vec<StockEvent>)> {
-    let today = clock.today();
     existing_location(transaction, request.from_location_id, "fromLocationId").await?;
     let destination =
         receiving_location(transaction, Some(request.to_location_id), "toLocationId").await?;
-    let mut locked = LockedProduct::lock_live(transaction, request.product_id, today).await?;
+    let mut locked = LockedProduct::lock_live(transaction, request.product_id, clock).await?;
+    let today = locked.today;
     let source = match &request.lot_code {
         Some(code) => Source::Bucket(request.from_location_id, code.as_str()),
         None => Source::Location(request.from_location_id),
@@ -275,8 +278,7 @@ async fn apply_write_off(
     clock: &Clock,
 ) -> Result<(StockChange, Vec<StockEvent>)> {
     existing_location(transaction, request.location_id, "locationId").await?;
-    let mut locked =
-        LockedProduct::lock_live(transaction, request.product_id, clock.today()).await?;
+    let mut locked = LockedProduct::lock_live(transaction, request.product_id, clock).await?;
     let lot_code = request.lot_code.as_ref().map_or("", LotCode::as_str);
     let allocation =
         locked
@@ -372,15 +374,15 @@ impl StockService {
             .map(|key| IdempotentRequest {
                 key,
                 operation: "transferStock",
-                fingerprint: format!(
-                    "{}|{}|{}|{}|{}|{}",
+                fingerprint: serde_json::json!([
                     request.product_id,
                     request.from_location_id,
                     request.to_location_id,
                     request.quantity.get(),
-                    request.lot_code.as_ref().map_or("", LotCode::as_str),
-                    request.reason.as_ref().map_or("", Reason::as_str)
-                ),
+                    request.lot_code.as_ref().map(LotCode::as_str),
+                    request.reason.as_ref().map(Reason::as_str),
+                ])
+                .to_string(),
             });
         let movement_actor = actor.clone();
         let clock = self.clock.clone();
@@ -411,14 +413,14 @@ impl StockService {
             .map(|key| IdempotentRequest {
                 key,
                 operation: "writeOffStock",
-                fingerprint: format!(
-                    "{}|{}|{}|{}|{}",
+                fingerprint: serde_json::json!([
                     request.product_id,
                     request.location_id,
-                    request.lot_code.as_ref().map_or("", LotCode::as_str),
+                    request.lot_code.as_ref().map(LotCode::as_str),
                     request.quantity.get(),
-                    request.reason.as_str()
-                ),
+                    request.reason.as_str(),
+                ])
+                .to_string(),
             });
         let movement_actor = actor.clone();
         let clock = self.clock.clone();
@@ -456,15 +458,28 @@ impl StockService {
             .await?;
         let mut expired = 0;
         for product_id in due {
-            let transaction = self.database.begin_write().await?;
-            let Some(locked) = LockedProduct::lock_any(&*transaction, product_id, today).await?
-            else {
-                continue;
-            };
-            let events = locked.save(&*transaction).await?;
-            expired += events.iter().filter(|event| event.lot.is_some()).count() as u64;
-            self.events.commit(transaction, events).await?;
+            match self.expire_lots_of(product_id).await {
+                Ok(count) => expired += count,
+                // One product that fails must not hold up the others.
+                Err(error) => {
+                    error.log_cause();
+                    tracing::warn!(product = %product_id, code = error.code(), "marking a product's expired lots failed; retrying next round");
+                }
+            }
         }
+        Ok(expired)
+    }
+
+    /// Locks one product and marks its lots past their date; returns how many.
+    async fn expire_lots_of(&self, product_id: Uuid) -> Result<u64> {
+        let transaction = self.database.begin_write().await?;
+        let Some(locked) = LockedProduct::lock_any(&*transaction, product_id, &self.clock).await?
+        else {
+            return Ok(0);
+        };
+        let events = locked.save(&*transaction).await?;
+        let expired = events.iter().filter(|event| event.lot.is_some()).count() as u64;
+        self.events.commit(transaction, events).await?;
         Ok(expired)
     }
 

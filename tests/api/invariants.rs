@@ -125,6 +125,37 @@ async fn after_a_kill_mid_load_and_a_restart_verify_finds_every_acknowledged_cha
                 .await,
         ));
     }
+    // A second location holding two dated lots of each product: the load also reduces from
+    // lots there and transfers units between the two locations.
+    let created = app
+        .graphql(
+            "mutation { createLocation(input: { code: \"STORE\", name: \"Store\", priority: 1 }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_no_errors(&created);
+    let store = created["data"]["createLocation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let main = app
+        .graphql("{ locationByCode(code: \"MAIN\") { id } }", json!({}))
+        .await["data"]["locationByCode"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for id in &products {
+        for (code, expires_on) in [("LOT-A", "2099-01-31"), ("LOT-B", "2099-06-30")] {
+            let added = app
+                .graphql(
+                    "mutation($id: ID!, $store: ID!, $code: String!, $on: Date) {
+                       addStock(id: $id, quantity: 50000, locationId: $store, lot: { code: $code, expiresOn: $on }) { newStock } }",
+                    json!({ "id": id, "store": store, "code": code, "on": expires_on }),
+                )
+                .await;
+            assert_no_errors(&added);
+        }
+    }
 
     // Workers run until the server dies under them, remembering every success they were told.
     let acknowledged_movements: Arc<Mutex<HashSet<String>>> = Arc::default();
@@ -134,16 +165,35 @@ async fn after_a_kill_mid_load_and_a_restart_verify_finds_every_acknowledged_cha
         .map(|worker| {
             let (app, products) = (app.clone_for_worker(&client), products.clone());
             let (movements, reservations) = (acknowledged_movements.clone(), acknowledged_reservations.clone());
+            let (main, store) = (main.clone(), store.clone());
             tokio::spawn(async move {
                 let mut rng = StdRng::seed_from_u64(seed.wrapping_add(worker));
                 while Instant::now() < deadline {
                     let id = &products[rng.random_range(0..products.len())];
-                    if rng.random_bool(0.7) {
-                        let Ok(response) = app.try_graphql(
-                            "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { movement { id } } }",
-                            json!({ "id": id }),
-                        ).await else { return };
-                        if let Some(movement) = response["data"]["reduceStock"]["movement"]["id"].as_str() {
+                    let choice = rng.random_range(0..10);
+                    if choice < 7 {
+                        let (document, variables, field) = match choice {
+                            0..4 => (
+                                "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { movement { id } } }",
+                                json!({ "id": id }),
+                                "reduceStock",
+                            ),
+                            4..5 => (
+                                "mutation($id: ID!, $at: ID) { reduceStock(id: $id, quantity: 1, locationId: $at) { movement { id } } }",
+                                json!({ "id": id, "at": store }),
+                                "reduceStock",
+                            ),
+                            _ => {
+                                let (from, to) = if rng.random_bool(0.5) { (&main, &store) } else { (&store, &main) };
+                                (
+                                    "mutation($id: ID!, $from: ID!, $to: ID!) { transferStock(productId: $id, fromLocationId: $from, toLocationId: $to, quantity: 2) { movement { id } } }",
+                                    json!({ "id": id, "from": from, "to": to }),
+                                    "transferStock",
+                                )
+                            }
+                        };
+                        let Ok(response) = app.try_graphql(document, variables).await else { return };
+                        if let Some(movement) = response["data"][field]["movement"]["id"].as_str() {
                             movements.lock().await.insert(movement.to_owned());
                         }
                     } else {
@@ -167,13 +217,13 @@ async fn after_a_kill_mid_load_and_a_restart_verify_finds_every_acknowledged_cha
     let movements = acknowledged_movements.lock().await.clone();
     let reservations = acknowledged_reservations.lock().await.clone();
     println!(
-        "killed mid-load after {} acknowledged reductions and {} reservations",
+        "killed mid-load after {} acknowledged reductions and transfers and {} reservations",
         movements.len(),
         reservations.len()
     );
     assert!(
         movements.len() > 50,
-        "the load ran before the kill ({} reductions)",
+        "the load ran before the kill ({} reductions and transfers)",
         movements.len()
     );
 

@@ -83,6 +83,20 @@ async fn verify_finds_nothing_wrong_after_normal_use_and_reports_a_tampered_prod
 async fn verify_as_of_rebuilds_past_stock_from_the_ledger(app: TestApp) {
     let id = id_of(&app.create_product("History", "ASOF-1", 10, 0).await);
     assert_no_errors(&app.reduce_stock(&id, 3).await);
+    let location = app
+        .graphql(
+            "mutation { createLocation(input: { code: \"SHELF\", name: \"Shelf\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_no_errors(&location);
+    let added = app
+        .graphql(
+            "mutation($id: ID!, $at: ID!) { addStock(id: $id, quantity: 4, locationId: $at, lot: { code: \"L-1\", expiresOn: \"2099-12-31\" }) { newStock } }",
+            json!({ "id": id, "at": location["data"]["createLocation"]["id"] }),
+        )
+        .await;
+    assert_no_errors(&added);
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let between = chrono::Utc::now().to_rfc3339();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -91,8 +105,16 @@ async fn verify_as_of_rebuilds_past_stock_from_the_ledger(app: TestApp) {
     let (code, output) = tokio::task::block_in_place(|| run_verify(&app, &["--as-of", &between]));
 
     assert_eq!(code, 0, "{output}");
-    assert!(output.contains(&format!("{id}\tASOF-1\t7")), "{output}");
-    assert_eq!(app.product(&id).await["stock"], 2);
+    assert!(output.contains(&format!("{id}\tASOF-1\t11")), "{output}");
+    assert!(
+        output.contains(&format!("{id}\tASOF-1\tMAIN\t-\t7")),
+        "{output}"
+    );
+    assert!(
+        output.contains(&format!("{id}\tASOF-1\tSHELF\tL-1\t4")),
+        "{output}"
+    );
+    assert_eq!(app.product(&id).await["stock"], 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

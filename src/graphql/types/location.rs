@@ -4,7 +4,7 @@ use async_graphql::{
     Context, ID, InputObject, InputValueError, InputValueResult, Object, Result, Scalar,
     ScalarType, Value,
 };
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::{Product, to_int};
@@ -23,9 +23,12 @@ pub struct Date(pub NaiveDate);
 impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
+            // Four-digit years only (0001 to 9999): every backend stores and compares those.
             Value::String(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .filter(|date| text.len() == 10 && (1..=9999).contains(&date.year()))
                 .map(Date)
-                .map_err(|_| {
+                .ok_or_else(|| {
                     InputValueError::custom(format!("'{text}' is not a date (YYYY-MM-DD)"))
                 }),
             _ => Err(InputValueError::expected_type(value)),
