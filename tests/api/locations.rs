@@ -20,6 +20,7 @@ on_both_backends!(
     bad_location_and_lot_input_gets_its_code_and_changes_nothing,
     the_rest_stock_view_shows_each_location_and_its_lots,
     movements_can_be_listed_by_location_and_lot,
+    per_location_stock_and_allocations_have_stable_distinct_ids,
 );
 
 on_both_backends!(with_args ["--lot-expiry-interval", "100ms"] =>
@@ -724,4 +725,87 @@ async fn a_lot_past_its_date_is_never_available_fires_lot_expired_once_and_can_b
     assert_eq!(next["stock"], 4);
     assert!(client.next(Duration::from_millis(400)).await.is_none());
     assert_ledger_verifies(&app).await;
+}
+
+/// Client caches key objects by `id`: a product's per-location entries and a movement's
+/// allocations have ids that are distinct from each other and from every other product's, and
+/// the same on every read (and, for a location entry, across changes of its stock).
+async fn per_location_stock_and_allocations_have_stable_distinct_ids(app: TestApp) {
+    const IDS: &str = "query($id: ID!) { product(id: $id) {
+        stockByLocation { id location { code } stock }
+        movements(first: 10) { edges { node { allocations { id lot } } } } } }";
+    let main = main_location(&app).await;
+    let store = create_location(&app, "STORE", 1).await;
+    let first = id_of(&app.create_product("Tea", "TEA-1", 0, 0).await);
+    let second = id_of(&app.create_product("Coffee", "COF-1", 0, 0).await);
+    for id in [&first, &second] {
+        for (location, lot) in [(&main, "L-A"), (&main, "L-B"), (&store, "L-A")] {
+            let added = add_lot(&app, id, 2, location, Some((lot, None))).await;
+            assert_no_errors(&added);
+        }
+    }
+    // One reduction over two lots in MAIN: one movement with two allocations.
+    let taken = app
+        .graphql(
+            REDUCE,
+            json!({ "id": first, "quantity": 3, "location": main }),
+        )
+        .await;
+    assert_no_errors(&taken);
+
+    let read = |id: String| {
+        let app = &app;
+        async move {
+            let response = app.graphql(IDS, json!({ "id": id })).await;
+            assert_no_errors(&response);
+            response["data"]["product"].clone()
+        }
+    };
+    let ids_of = |product: &Value| -> (Vec<String>, Vec<String>) {
+        let locations = product["stockByLocation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["id"].as_str().unwrap().to_owned())
+            .collect();
+        let allocations = product["movements"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|edge| edge["node"]["allocations"].as_array().unwrap().clone())
+            .map(|allocation| allocation["id"].as_str().unwrap().to_owned())
+            .collect();
+        (locations, allocations)
+    };
+    let (first_locations, first_allocations) = ids_of(&read(first.clone()).await);
+    let (second_locations, second_allocations) = ids_of(&read(second.clone()).await);
+    assert_eq!(first_locations.len(), 2);
+    assert_eq!(
+        first_allocations.len(),
+        6,
+        "the initial stock, three additions and a reduction over two lots"
+    );
+    let mut every: Vec<&String> = first_locations
+        .iter()
+        .chain(&first_allocations)
+        .chain(&second_locations)
+        .chain(&second_allocations)
+        .chain([&first, &second, &main, &store])
+        .collect();
+    let count = every.len();
+    every.sort();
+    every.dedup();
+    assert_eq!(every.len(), count, "ids are distinct: {every:?}");
+
+    // Another change of stock in MAIN: the entry keeps its id, the earlier allocations theirs.
+    let added = add_lot(&app, &first, 1, &main, Some(("L-A", None))).await;
+    assert_no_errors(&added);
+    let (again_locations, again_allocations) = ids_of(&read(first.clone()).await);
+    assert_eq!(again_locations, first_locations);
+    assert!(
+        first_allocations
+            .iter()
+            .all(|id| again_allocations.contains(id)),
+        "{first_allocations:?} then {again_allocations:?}"
+    );
 }

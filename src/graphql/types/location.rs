@@ -92,8 +92,24 @@ pub async fn load_location(ctx: &Context<'_>, id: Uuid) -> Result<Location> {
     Ok(Location(location))
 }
 
+/// Namespace of `LocationStock` ids (UUID v5 of product id and location id).
+const LOCATION_STOCK_NAMESPACE: Uuid = Uuid::from_u128(0xf1447728_6863_4f5a_a10d_302e35f7e492);
+/// Namespace of `StockAllocation` ids (UUID v5 of movement id and bucket id).
+const STOCK_ALLOCATION_NAMESPACE: Uuid = Uuid::from_u128(0x6a20c658_ab3e_4f94_8ab9_f165105ffdbf);
+
+/// The UUID v5 of two ids in `namespace`: distinct pairs get distinct ids, no id of one
+/// namespace is another's, and none is a stored row's id (those are v7).
+fn derived_id(namespace: &Uuid, first: Uuid, second: Uuid) -> Uuid {
+    let mut name = [0u8; 32];
+    name[..16].copy_from_slice(first.as_bytes());
+    name[16..].copy_from_slice(second.as_bytes());
+    Uuid::new_v5(namespace, &name)
+}
+
 /// A product's stock in one location, over its lots.
 pub struct LocationStock {
+    /// The product's id.
+    pub product_id: Uuid,
     /// The location's id.
     pub location_id: Uuid,
     /// Units on hand.
@@ -107,6 +123,12 @@ pub struct LocationStock {
 /// A product's stock in one location, over its lots.
 #[Object]
 impl LocationStock {
+    /// A stable id for client caches, derived from the product and the location (the same
+    /// pair always has the same id). Not an argument of `node`: read it through its product.
+    async fn id(&self) -> ID {
+        ID(derived_id(&LOCATION_STOCK_NAMESPACE, self.product_id, self.location_id).to_string())
+    }
+
     /// The location.
     async fn location(&self, ctx: &Context<'_>) -> Result<Location> {
         load_location(ctx, self.location_id).await
@@ -145,6 +167,7 @@ impl LocationStock {
                 Some(index) => &mut stocks[index],
                 None => {
                     stocks.push(Self {
+                        product_id: bucket.product_id,
                         location_id: bucket.location_id,
                         stock: 0,
                         reserved: 0,
@@ -217,6 +240,17 @@ pub struct StockAllocation(pub stock_allocation::Model);
 /// One bucket's part of a movement: the units it took from or added to one location and lot.
 #[Object]
 impl StockAllocation {
+    /// A stable id for client caches, derived from the movement and the bucket (an allocation
+    /// never changes). Not an argument of `node`: read it through its movement.
+    async fn id(&self) -> ID {
+        ID(derived_id(
+            &STOCK_ALLOCATION_NAMESPACE,
+            self.0.movement_id,
+            self.0.bucket_id,
+        )
+        .to_string())
+    }
+
     /// The location.
     async fn location(&self, ctx: &Context<'_>) -> Result<Location> {
         load_location(ctx, self.0.location_id).await
