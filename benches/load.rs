@@ -1,5 +1,5 @@
-//! `cargo bench --bench load`: Stockroom's throughput against the physical limit of its own
-//! database, side by side in one run.
+//! `cargo bench --bench load`: Stockroom's throughput next to pgbench running comparable SQL on
+//! the same database, side by side in one run.
 //!
 //! Creates a fresh PostgreSQL database on the server at `--database-url` / `BENCH_DATABASE_URL`
 //! (default `postgres://postgres@127.0.0.1:5432`), fills it with products, starts the real server
