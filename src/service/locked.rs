@@ -10,11 +10,12 @@ use chrono::NaiveDate;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
-    IntoActiveModel, QueryFilter, QuerySelect,
+    IntoActiveModel, Iterable, QueryFilter, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
 use super::buckets::{Allocation, Buckets};
+use super::statements::Writes;
 use super::{next_change_time, now};
 use crate::clock::Clock;
 use crate::domain::{Actor, IdempotencyKey, MAX_STOCK, Reason};
@@ -96,8 +97,6 @@ pub(super) const INSERT_CHUNK: usize = 500;
 /// passed their date are marked expired (ending the reservations that held them, since expired
 /// units are never sold) with a `lotExpired` event each.
 pub(super) struct LockedProduct {
-    /// The product as it was read, before anything here changed it.
-    pub before: product::Model,
     /// The product as changed so far.
     pub product: product::Model,
     /// Its stock per location and lot.
@@ -144,7 +143,6 @@ impl LockedProduct {
         let today = clock.today();
         let buckets = Buckets::load(transaction, product.id).await?;
         let mut locked = Self {
-            before: product.clone(),
             product,
             buckets,
             today,
@@ -335,8 +333,9 @@ impl LockedProduct {
     }
 
     /// Stores everything changed: the reservations the sweeps ended, the product row once, each
-    /// changed bucket, and the movements and allocations in multi-row `INSERT`s. Returns the
-    /// events to publish with the commit, in the order they happened.
+    /// changed bucket, and the movements and allocations in multi-row `INSERT`s, all sent
+    /// together (see [`Writes`]). Returns the events to publish with the commit, in the order
+    /// they happened.
     pub(super) async fn save(
         mut self,
         transaction: &impl ConnectionTrait,
@@ -344,79 +343,91 @@ impl LockedProduct {
         if !self.changed {
             return Ok(self.events);
         }
+        let mut writes = Writes::default();
         if !self.ended_reservations.is_empty() {
             use reservation::Column;
-            reservation::Entity::update_many()
-                .col_expr(
-                    Column::Status,
-                    Expr::value(ReservationStatus::Expired.to_value()),
-                )
-                .col_expr(Column::ResolvedAt, now().into())
-                .filter(Column::Id.is_in(self.ended_reservations.iter().copied()))
-                .filter(Column::Status.eq(ReservationStatus::Active))
-                .exec(transaction)
-                .await?;
+            writes.push(
+                reservation::Entity::update_many()
+                    .col_expr(
+                        Column::Status,
+                        Expr::value(ReservationStatus::Expired.to_value()),
+                    )
+                    .col_expr(Column::ResolvedAt, now().into())
+                    .filter(Column::Id.is_in(self.ended_reservations.iter().copied()))
+                    .filter(Column::Status.eq(ReservationStatus::Active))
+                    .into_query(),
+                self.ended_reservations.len() + 3,
+            );
         }
-        let mut row = self.before.clone().into_active_model();
-        row.stock = Set(self.product.stock);
-        row.reserved = Set(self.product.reserved);
-        row.expired = Set(self.product.expired);
-        row.version = Set(self.product.version);
-        row.updated_at = Set(self.product.updated_at);
-        row.update(transaction).await?;
+        {
+            use product::Column;
+            writes.push(
+                product::Entity::update_many()
+                    .col_expr(Column::Stock, self.product.stock.into())
+                    .col_expr(Column::Reserved, self.product.reserved.into())
+                    .col_expr(Column::Expired, self.product.expired.into())
+                    .col_expr(Column::Version, self.product.version.into())
+                    .col_expr(Column::UpdatedAt, self.product.updated_at.into())
+                    .filter(Column::Id.eq(self.product.id))
+                    .into_query(),
+                6,
+            );
+        }
         for (bucket, is_new) in self.buckets.changed() {
             if is_new {
-                bucket
-                    .clone()
-                    .into_active_model()
-                    .reset_all()
-                    .insert(transaction)
-                    .await?;
+                writes.push(
+                    stock_bucket::Entity::insert(bucket.clone().into_active_model().reset_all())
+                        .into_query(),
+                    columns::<stock_bucket::Entity>(),
+                );
             } else {
-                stock_bucket::Entity::update_many()
-                    .col_expr(stock_bucket::Column::Stock, bucket.stock.into())
-                    .col_expr(stock_bucket::Column::Reserved, bucket.reserved.into())
-                    .col_expr(stock_bucket::Column::Expired, bucket.expired.into())
-                    .filter(stock_bucket::Column::Id.eq(bucket.id))
-                    .exec(transaction)
-                    .await?;
+                use stock_bucket::Column;
+                writes.push(
+                    stock_bucket::Entity::update_many()
+                        .col_expr(Column::Stock, bucket.stock.into())
+                        .col_expr(Column::Reserved, bucket.reserved.into())
+                        .col_expr(Column::Expired, bucket.expired.into())
+                        .filter(Column::Id.eq(bucket.id))
+                        .into_query(),
+                    4,
+                );
             }
         }
         self.buckets.mark_stored();
-        insert_chunked::<stock_movement::Entity, _>(
-            transaction,
+        push_inserts::<stock_movement::Entity, _>(
+            &mut writes,
             std::mem::take(&mut self.movements)
                 .into_iter()
                 .map(|movement| movement.into_active_model().reset_all()),
-        )
-        .await?;
-        insert_chunked::<stock_allocation::Entity, _>(
-            transaction,
+        );
+        push_inserts::<stock_allocation::Entity, _>(
+            &mut writes,
             std::mem::take(&mut self.allocations)
                 .into_iter()
                 .map(|allocation| allocation.into_active_model().reset_all()),
-        )
-        .await?;
+        );
+        writes.execute(transaction).await?;
         Ok(self.events)
     }
 }
 
-/// Inserts `rows` in multi-row `INSERT`s of at most [`INSERT_CHUNK`] rows.
-async fn insert_chunked<E, A>(
-    transaction: &impl ConnectionTrait,
-    rows: impl Iterator<Item = A>,
-) -> Result<()>
+/// How many columns a row of `E` binds.
+fn columns<E: EntityTrait>() -> usize {
+    E::Column::iter().count()
+}
+
+/// Adds `rows` to `writes` as multi-row `INSERT`s of at most [`INSERT_CHUNK`] rows.
+fn push_inserts<E, A>(writes: &mut Writes, rows: impl Iterator<Item = A>)
 where
     E: EntityTrait,
     A: ActiveModelTrait<Entity = E>,
 {
     let mut rows = rows.peekable();
     while rows.peek().is_some() {
-        E::insert_many(rows.by_ref().take(INSERT_CHUNK))
-            .exec_without_returning(transaction)
-            .await?;
+        let chunk: Vec<A> = rows.by_ref().take(INSERT_CHUNK).collect();
+        let binds = chunk.len() * columns::<E>();
+        writes.push(E::insert_many(chunk).into_query(), binds);
     }
-    Ok(())
 }
 #[cfg(test)]
 mod tests {

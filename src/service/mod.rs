@@ -9,6 +9,7 @@ mod locations;
 mod locked;
 mod products;
 mod reservations;
+mod statements;
 mod stock;
 
 pub use buckets::LotInput;

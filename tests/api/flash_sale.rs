@@ -68,7 +68,9 @@ async fn flash_sale(backend: Backend) {
                         Err(error) if error.is_connect() && attempts < 20 => {
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
-                        Err(error) => return (0, json!({ "transport": error.to_string() })),
+                        Err(error) => {
+                            return (0, json!({ "transport": error_chain(&error) }));
+                        }
                     }
                 }
             }
@@ -122,4 +124,16 @@ async fn flash_sale(backend: Backend) {
     );
     let (code, output) = run_verify(&database_url).await;
     assert_eq!(code, 0, "{output}");
+}
+
+/// An error with every cause behind it, so a transport failure says what failed.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
