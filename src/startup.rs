@@ -254,13 +254,10 @@ impl Application {
         );
         let graphql = config.graphql();
         let schema = graphql::build_schema(services.clone(), &graphql);
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    address: config.listen,
-                    source,
-                })?;
+        let listener = listen(config.listen).map_err(|source| StartupError::Bind {
+            address: config.listen,
+            source,
+        })?;
         let metrics = match config.metrics_listen {
             Some(address) => Some((
                 TcpListener::bind(address)
@@ -349,4 +346,22 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// How many accepted connections the kernel may queue before the server takes them (Linux caps
+/// it at `net.core.somaxconn`). A flash sale opens thousands of connections at once; with a short
+/// queue the kernel drops or resets the ones that do not fit while the server is busy.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the API's listener with [`LISTEN_BACKLOG`].
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted server may bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }

@@ -4,6 +4,7 @@
 //! answer, and a ledger that verifies.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -47,15 +48,18 @@ async fn flash_sale(backend: Backend) {
         .build()
         .unwrap();
 
+    let connect_retries = AtomicUsize::new(0);
     let started = Instant::now();
     let answers = tokio::time::timeout(
         Duration::from_secs(240),
         join_all((0..CLIENTS).map(|_| {
             let client = &client;
             let url = &url;
+            let connect_retries = &connect_retries;
             async move {
-                // A connection that could not even be opened carried no request: try again
-                // (a few times). Any other failure is an answer the test reports.
+                // A connection that could not even be opened carried no request: try again, for
+                // up to half a minute (a loaded machine may run short of sockets for a while).
+                // Any other failure is an answer the test reports.
                 let mut attempts = 0;
                 loop {
                     attempts += 1;
@@ -65,8 +69,9 @@ async fn flash_sale(backend: Backend) {
                             let body: Value = response.json().await.unwrap_or(Value::Null);
                             return (status, body);
                         }
-                        Err(error) if error.is_connect() && attempts < 20 => {
-                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        Err(error) if error.is_connect() && attempts < 60 => {
+                            connect_retries.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(500)).await;
                         }
                         Err(error) => {
                             return (0, json!({ "transport": error_chain(&error) }));
@@ -79,8 +84,9 @@ async fn flash_sale(backend: Backend) {
     .await
     .expect("every client is answered");
     println!(
-        "{backend:?}: {CLIENTS} concurrent reductions answered in {:?}",
-        started.elapsed()
+        "{backend:?}: {CLIENTS} concurrent reductions answered in {:?} ({} connections opened again)",
+        started.elapsed(),
+        connect_retries.load(Ordering::Relaxed)
     );
 
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
