@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -171,6 +172,16 @@ pub struct Config {
     /// Largest request body accepted, in bytes; larger ones get `413`.
     #[arg(long, env = "STOCKROOM_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
+
+    /// Most rows one `syncStock` call (or `POST /products/bulk-update`) takes.
+    #[arg(
+        long,
+        env = "STOCKROOM_MAX_SYNC_ROWS",
+        default_value_t = crate::service::DEFAULT_MAX_SYNC_ROWS,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|rows| rows as usize),
+        global = true
+    )]
+    pub max_sync_rows: usize,
 
     /// Longest a request may take before it is answered with `408` (e.g. `30s`).
     #[arg(long, env = "STOCKROOM_REQUEST_TIMEOUT", default_value = "30s", value_parser = positive_duration, global = true)]

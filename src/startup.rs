@@ -243,7 +243,8 @@ impl Application {
         } else {
             EventBus::in_process(config.event_buffer as usize)
         };
-        let services = Services::new(database, events);
+        let mut services = Services::new(database, events);
+        services.sync = services.sync.with_max_rows(config.max_sync_rows);
         maintenance::spawn(
             services.clone(),
             MaintenanceSettings {

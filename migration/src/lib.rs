@@ -9,6 +9,7 @@ mod m20261122_000001_create_products;
 mod m20261122_000002_create_stock_movements;
 mod m20261122_000003_reservations_idempotency_append_only;
 mod m20261206_000004_locations_and_lots;
+mod m20261207_000005_sync_sequences;
 
 pub use m20261206_000004_locations_and_lots::MAIN_LOCATION_ID;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_create_stock_movements::Migration),
             Box::new(m20261122_000003_reservations_idempotency_append_only::Migration),
             Box::new(m20261206_000004_locations_and_lots::Migration),
+            Box::new(m20261207_000005_sync_sequences::Migration),
         ]
     }
 }

@@ -35,6 +35,7 @@ pub const POLICY: &[(&str, Role)] = &[
     ("releaseReservation", Role::Manager),
     ("transferStock", Role::Manager),
     ("writeOffStock", Role::Manager),
+    ("syncStock", Role::Manager),
     ("createLocation", Role::Admin),
     ("updateLocation", Role::Admin),
     ("archiveLocation", Role::Admin),

@@ -9,3 +9,4 @@ pub mod reservation_hold;
 pub mod stock_allocation;
 pub mod stock_bucket;
 pub mod stock_movement;
+pub mod sync_sequence;

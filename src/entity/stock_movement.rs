@@ -53,6 +53,9 @@ pub enum MovementKind {
     /// Units written off with `writeOffStock` (expired or damaged).
     #[sea_orm(string_value = "WRITE_OFF")]
     WriteOff,
+    /// On-hand set by a warehouse count (`syncStock` with `onHand`, a CSV import).
+    #[sea_orm(string_value = "ADJUSTMENT")]
+    Adjustment,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -42,6 +42,7 @@ pub struct Mutation(
     mutation::StockMutation,
     mutation::ReservationMutation,
     mutation::LocationMutation,
+    mutation::SyncMutation,
 );
 
 /// Every subscription, merged from the per-domain roots.

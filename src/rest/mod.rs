@@ -1,9 +1,10 @@
-//! The REST facade: five endpoints over the same services as GraphQL, with the documented JSON
+//! The REST facade: the product endpoints and the bulk update over the same services as GraphQL, with the documented JSON
 //! bodies and status codes.
 
 mod error;
 mod extract;
 mod products;
+mod sync;
 
 pub use error::ApiError;
 
@@ -23,6 +24,7 @@ where
 {
     Router::new()
         .route("/products", post(products::create))
+        .route("/products/bulk-update", post(sync::bulk_update))
         .route("/products/{id}", get(products::get))
         .route("/products/{id}/status", get(products::status))
         .route("/products/{id}/stock", get(products::stock_by_location))

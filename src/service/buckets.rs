@@ -7,6 +7,7 @@
 //! result once, in the transaction that holds the product's lock.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
@@ -93,6 +94,49 @@ impl Buckets {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { product_id, held })
+    }
+
+    /// Reads every bucket of each of `product_ids` with its location, in chunks of
+    /// [`INSERT_CHUNK`] products per query; a product without buckets gets an empty set.
+    ///
+    /// [`INSERT_CHUNK`]: super::locked::INSERT_CHUNK
+    pub(super) async fn load_many(
+        transaction: &impl ConnectionTrait,
+        product_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Self>> {
+        let mut all: HashMap<Uuid, Self> = product_ids
+            .iter()
+            .map(|&product_id| {
+                (
+                    product_id,
+                    Self {
+                        product_id,
+                        held: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        for chunk in product_ids.chunks(super::locked::INSERT_CHUNK) {
+            let rows = stock_bucket::Entity::find()
+                .filter(stock_bucket::Column::ProductId.is_in(chunk.iter().copied()))
+                .find_also_related(location::Entity)
+                .all(transaction)
+                .await?;
+            for (row, location) in rows {
+                let location =
+                    location.ok_or_else(|| Error::internal("a bucket's location is missing"))?;
+                let buckets = all
+                    .get_mut(&row.product_id)
+                    .ok_or_else(|| Error::internal("a bucket of another product was read"))?;
+                buckets.held.push(Held {
+                    row,
+                    priority: location.priority,
+                    location_code: location.code_key,
+                    dirty: Dirty::Clean,
+                });
+            }
+        }
+        Ok(all)
     }
 
     /// The buckets as they are now.
@@ -272,19 +316,8 @@ impl Buckets {
         created_at: DateTime<Utc>,
     ) -> Result<Allocation> {
         let code = lot.map_or("", |lot| lot.code.as_str());
-        if let Some(lot) = lot
-            && let Some(other) = self
-                .rows()
-                .find(|row| row.lot_code == code && row.expires_on != lot.expires_on)
-        {
-            return Err(Error::bad_field(
-                "lot",
-                format!(
-                    "lot '{code}' of this product expires on {}, not {}",
-                    describe_date(other.expires_on),
-                    describe_date(lot.expires_on)
-                ),
-            ));
+        if let Some(lot) = lot {
+            self.check_lot_date(lot)?;
         }
         let index = match self.position(location.id, code) {
             Some(index) => index,
@@ -315,6 +348,74 @@ impl Buckets {
         held.row.stock += quantity;
         held.touch();
         Ok(held.allocation(quantity, before))
+    }
+
+    /// Units on hand in one lot (or the lot-less stock) of a location: 0 when there is no such
+    /// bucket.
+    pub(super) fn on_hand(&self, location_id: Uuid, lot_code: &str) -> i64 {
+        self.position(location_id, lot_code)
+            .map_or(0, |index| self.held[index].row.stock)
+    }
+
+    /// Sets the units on hand in one lot (or the lot-less stock) of `location` to `target`, as
+    /// a count reports them: up by [`Buckets::add`]'s rules, down from that bucket alone
+    /// (expired units included, reserved ones never). `None` when the bucket already holds
+    /// `target`. `INSUFFICIENT_STOCK` when `target` is below what reservations hold there;
+    /// `BAD_USER_INPUT` for a lot code that has another date. A refusal changes nothing.
+    pub(super) fn set_on_hand(
+        &mut self,
+        location: &location::Model,
+        lot: Option<&LotInput>,
+        target: i64,
+        today: NaiveDate,
+        created_at: DateTime<Utc>,
+    ) -> Result<Option<Allocation>> {
+        let code = lot.map_or("", |lot| lot.code.as_str());
+        let current = self.on_hand(location.id, code);
+        if target > current {
+            return self
+                .add(location, lot, target - current, today, created_at)
+                .map(Some);
+        }
+        if let Some(lot) = lot {
+            self.check_lot_date(lot)?;
+        }
+        if target == current {
+            return Ok(None);
+        }
+        let Some(index) = self.position(location.id, code) else {
+            return Ok(None);
+        };
+        let held = &mut self.held[index];
+        if target < held.row.reserved {
+            return Err(Error::InsufficientStock {
+                available: held.row.stock - held.row.reserved,
+                requested: held.row.stock - target,
+            });
+        }
+        let before = held.row.stock;
+        held.row.stock = target;
+        held.touch();
+        Ok(Some(held.allocation(target - before, before)))
+    }
+
+    /// `BAD_USER_INPUT` when the product already has `lot`'s code with another date.
+    fn check_lot_date(&self, lot: &LotInput) -> Result<()> {
+        let code = lot.code.as_str();
+        match self
+            .rows()
+            .find(|row| row.lot_code == code && row.expires_on != lot.expires_on)
+        {
+            Some(other) => Err(Error::bad_field(
+                "lot",
+                format!(
+                    "lot '{code}' of this product expires on {}, not {}",
+                    describe_date(other.expires_on),
+                    describe_date(lot.expires_on)
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Which buckets [`Buckets::take`] would take `quantity` units from, and how many each;

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
-    IntoActiveModel, Iterable, QueryFilter, QuerySelect, QueryTrait,
+    IntoActiveModel, Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -134,6 +134,42 @@ impl LockedProduct {
         }
     }
 
+    /// Locks the live products among `ids` in ascending id order (so two writers locking
+    /// overlapping sets cannot deadlock), in chunks of [`INSERT_CHUNK`] per statement, reads
+    /// their buckets and sweeps each. Products that do not exist or are deleted are left out.
+    pub(super) async fn lock_many_live(
+        transaction: &impl ConnectionTrait,
+        ids: &[Uuid],
+        clock: &Clock,
+    ) -> Result<Vec<Self>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut products = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            products.extend(
+                product::Entity::find()
+                    .filter(product::Column::Id.is_in(chunk.iter().copied()))
+                    .filter(product::Column::DeletedAt.is_null())
+                    .order_by_asc(product::Column::Id)
+                    .lock_exclusive()
+                    .all(transaction)
+                    .await?,
+            );
+        }
+        let today = clock.today();
+        let found: Vec<Uuid> = products.iter().map(|product| product.id).collect();
+        let mut buckets = Buckets::load_many(transaction, &found).await?;
+        let mut locked = Vec::with_capacity(products.len());
+        for product in products {
+            let product_buckets = buckets
+                .remove(&product.id)
+                .ok_or_else(|| Error::internal("a locked product's buckets were not read"))?;
+            locked.push(Self::swept(transaction, product, product_buckets, today).await?);
+        }
+        Ok(locked)
+    }
+
     async fn after_lock(
         transaction: &impl ConnectionTrait,
         product: product::Model,
@@ -142,6 +178,16 @@ impl LockedProduct {
         // Read once the lock is held: a request that waited past midnight judges by the new day.
         let today = clock.today();
         let buckets = Buckets::load(transaction, product.id).await?;
+        Self::swept(transaction, product, buckets, today).await
+    }
+
+    /// The locked product with its buckets, after the sweeps.
+    async fn swept(
+        transaction: &impl ConnectionTrait,
+        product: product::Model,
+        buckets: Buckets,
+        today: NaiveDate,
+    ) -> Result<Self> {
         let mut locked = Self {
             product,
             buckets,
@@ -336,14 +382,19 @@ impl LockedProduct {
     /// changed bucket, and the movements and allocations in multi-row `INSERT`s, all sent
     /// together (see [`Writes`]). Returns the events to publish with the commit, in the order
     /// they happened.
-    pub(super) async fn save(
-        mut self,
-        transaction: &impl ConnectionTrait,
-    ) -> Result<Vec<StockEvent>> {
-        if !self.changed {
-            return Ok(self.events);
-        }
+    pub(super) async fn save(self, transaction: &impl ConnectionTrait) -> Result<Vec<StockEvent>> {
         let mut writes = Writes::default();
+        let events = self.save_into(&mut writes);
+        writes.execute(transaction).await?;
+        Ok(events)
+    }
+
+    /// [`LockedProduct::save`]'s writes, added to `writes` (so the writes of many products go
+    /// together); returns the events.
+    pub(super) fn save_into(mut self, writes: &mut Writes) -> Vec<StockEvent> {
+        if !self.changed {
+            return self.events;
+        }
         if !self.ended_reservations.is_empty() {
             use reservation::Column;
             writes.push(
@@ -395,29 +446,28 @@ impl LockedProduct {
         }
         self.buckets.mark_stored();
         push_inserts::<stock_movement::Entity, _>(
-            &mut writes,
+            writes,
             std::mem::take(&mut self.movements)
                 .into_iter()
                 .map(|movement| movement.into_active_model().reset_all()),
         );
         push_inserts::<stock_allocation::Entity, _>(
-            &mut writes,
+            writes,
             std::mem::take(&mut self.allocations)
                 .into_iter()
                 .map(|allocation| allocation.into_active_model().reset_all()),
         );
-        writes.execute(transaction).await?;
-        Ok(self.events)
+        self.events
     }
 }
 
 /// How many columns a row of `E` binds.
-fn columns<E: EntityTrait>() -> usize {
+pub(super) fn columns<E: EntityTrait>() -> usize {
     E::Column::iter().count()
 }
 
 /// Adds `rows` to `writes` as multi-row `INSERT`s of at most [`INSERT_CHUNK`] rows.
-fn push_inserts<E, A>(writes: &mut Writes, rows: impl Iterator<Item = A>)
+pub(super) fn push_inserts<E, A>(writes: &mut Writes, rows: impl Iterator<Item = A>)
 where
     E: EntityTrait,
     A: ActiveModelTrait<Entity = E>,

@@ -11,6 +11,7 @@ mod products;
 mod reservations;
 mod statements;
 mod stock;
+mod sync;
 
 pub use buckets::LotInput;
 pub use idempotency::{IdempotentRequest, prune as prune_idempotency_keys};
@@ -25,6 +26,10 @@ pub use reservations::{ReservationService, ReserveRequest, Resolution};
 pub use stock::{
     MovementFilter, MovementPosition, StockChangeRequest, StockDirection, StockService,
     TransferRequest, WriteOffRequest,
+};
+pub use sync::{
+    DEFAULT_MAX_SYNC_ROWS, SyncErrorPolicy, SyncLot, SyncRequest, SyncResult, SyncRow,
+    SyncRowResult, SyncRowStatus, SyncService,
 };
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -58,6 +63,8 @@ pub struct Services {
     pub reservations: ReservationService,
     /// Where stock is kept.
     pub locations: LocationService,
+    /// Warehouse sync: many rows in one call.
+    pub sync: SyncService,
     database: Database,
     events: EventBus,
     clock: Clock,
@@ -73,6 +80,7 @@ impl Services {
             ledger: LedgerService::new(database.clone()),
             reservations: ReservationService::new(database.clone(), events.clone(), clock.clone()),
             locations: LocationService::new(database.clone()),
+            sync: SyncService::new(database.clone(), events.clone(), clock.clone()),
             database,
             events,
             clock,

@@ -27,5 +27,6 @@ mod security;
 mod soak;
 mod stock;
 mod subscriptions;
+mod sync;
 mod ws;
 mod ws_limits;

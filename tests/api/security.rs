@@ -107,7 +107,7 @@ async fn every_mutation_allows_exactly_the_roles_the_policy_names_and_refusals_c
         .graphql("{ locationByCode(code: \"MAIN\") { id } }", json!({}))
         .await["data"]["locationByCode"]["id"]
         .clone();
-    let mutations: [(&str, Role, &str); 14] = [
+    let mutations: [(&str, Role, &str); 15] = [
         (
             "createProduct",
             Role::Manager,
@@ -164,6 +164,11 @@ async fn every_mutation_allows_exactly_the_roles_the_policy_names_and_refusals_c
             "mutation($id: ID!, $main: ID!) { writeOffStock(productId: $id, locationId: $main, quantity: 2, reason: \"broken\") { newStock } }",
         ),
         (
+            "syncStock",
+            Role::Manager,
+            "mutation($productSku: String!) { syncStock(input: { source: \"matrix\", rows: [{ sku: $productSku, onHand: 7 }] }) { committed applied } }",
+        ),
+        (
             "createLocation",
             Role::Admin,
             "mutation($sku: String!) { createLocation(input: { code: $sku, name: \"New\" }) { id } }",
@@ -215,6 +220,7 @@ async fn every_mutation_allows_exactly_the_roles_the_policy_names_and_refusals_c
             let variables = json!({
                 "id": product,
                 "sku": format!("NEW-{index}-{caller}"),
+                "productSku": format!("M-{index}-{caller}"),
                 "reservation": reservation,
                 "location": location,
                 "empty": empty_location,
@@ -244,7 +250,7 @@ async fn every_mutation_allows_exactly_the_roles_the_policy_names_and_refusals_c
 async fn every_rest_endpoint_allows_exactly_the_roles_the_policy_names(app: TestApp) {
     let admin = as_caller(&app, Who::As(Role::Admin));
     let product = id_of(&admin.create_product("Rest", "REST-M", 100, 0).await);
-    let endpoints: [(Method, String, Option<Value>, Role, u16); 5] = [
+    let endpoints: [(Method, String, Option<Value>, Role, u16); 6] = [
         (
             Method::POST,
             "/products".into(),
@@ -263,6 +269,13 @@ async fn every_rest_endpoint_allows_exactly_the_roles_the_policy_names(app: Test
             Method::PUT,
             format!("/products/{product}/reduce"),
             Some(json!({ "quantity": 1 })),
+            Role::Manager,
+            200,
+        ),
+        (
+            Method::POST,
+            "/products/bulk-update".into(),
+            Some(json!({ "source": "matrix", "rows": [{ "sku": "REST-M", "delta": 1 }] })),
             Role::Manager,
             200,
         ),

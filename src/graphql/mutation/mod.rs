@@ -4,8 +4,10 @@ mod location;
 mod product;
 mod reservation;
 mod stock;
+mod sync;
 
 pub use location::LocationMutation;
 pub use product::ProductMutation;
 pub use reservation::ReservationMutation;
 pub use stock::{StockMutation, parse_optional_id};
+pub use sync::SyncMutation;

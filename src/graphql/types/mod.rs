@@ -8,6 +8,7 @@ mod pagination;
 mod product;
 mod reservation;
 mod stock_change;
+mod sync;
 
 pub use event::LowStockEvent;
 pub use location::{
@@ -28,6 +29,9 @@ pub use product::{
 };
 pub use reservation::{Reservation, ReservationStatus};
 pub use stock_change::StockChange;
+pub use sync::{
+    SyncErrorPolicy, SyncResult, SyncRowInput, SyncRowResult, SyncRowStatus, SyncStockInput,
+};
 
 use async_graphql::ID;
 use uuid::Uuid;

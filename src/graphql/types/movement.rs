@@ -144,6 +144,8 @@ pub enum MovementKind {
     Transfer,
     /// Units written off (expired or damaged).
     WriteOff,
+    /// On-hand set by a warehouse count (`syncStock` with `onHand`, a CSV import).
+    Adjustment,
 }
 
 impl From<stock_movement::MovementKind> for MovementKind {
@@ -155,6 +157,7 @@ impl From<stock_movement::MovementKind> for MovementKind {
             stock_movement::MovementKind::ReservationCommit => MovementKind::ReservationCommit,
             stock_movement::MovementKind::Transfer => MovementKind::Transfer,
             stock_movement::MovementKind::WriteOff => MovementKind::WriteOff,
+            stock_movement::MovementKind::Adjustment => MovementKind::Adjustment,
         }
     }
 }
