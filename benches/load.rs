@@ -96,9 +96,10 @@ fn describe(row: &Value) -> String {
             .map_or("-".to_owned(), |v| format!("{v:.1}"))
     };
     format!(
-        "{:<15} {:>10} req/s  p50 {:>8} ms  p99 {:>8} ms  reference {:>10}/s  ratio {:>6} (goal {})  peak RSS {} MB  {}",
+        "{:<15} {:>10} {}  p50 {:>8} ms  p99 {:>8} ms  reference {:>10}/s  ratio {:>6} (goal {})  peak RSS {} MB  {}",
         row["scenario"].as_str().unwrap_or_default(),
         number("requests_per_second"),
+        row["unit"].as_str().unwrap_or("req/s"),
         number("p50_ms"),
         number("p99_ms"),
         number("reference_per_second"),
@@ -587,6 +588,27 @@ async fn main() {
         ));
     }
 
+    // bulk_sync: one syncStock (over REST) of 10,000 counts, one per spread product; three
+    // calls, each setting new counts so that every row applies.
+    if run("bulk_sync") {
+        report.add(
+            bulk_sync(
+                &server,
+                &address.to_string(),
+                &database_url,
+                options.seconds,
+            )
+            .await,
+        );
+    }
+
+    // csv_import: 10,000- and 100,000-row files through POST /imports/inventory.
+    if run("csv_import") {
+        for rows in [10_000, 100_000] {
+            report.add(csv_import(&server, &address.to_string(), rows).await);
+        }
+    }
+
     // read_by_id: random products among 10,000.
     if run("read_by_id") {
         let sampler = RssSampler::start();
@@ -647,6 +669,148 @@ async fn main() {
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
         .await
         .ok();
+}
+
+/// Rows of one bulk sync.
+const SYNC_ROWS: u64 = SPREAD_PRODUCTS;
+
+async fn bulk_sync(server: &Server, address: &str, database_url: &str, seconds: u64) -> Value {
+    let url = format!("http://{address}/products/bulk-update");
+    let sampler = RssSampler::start();
+    let mut latency = latency_histogram();
+    let (mut calls, mut failures) = (0u64, 0u64);
+    let mut applied_rows = 0u64;
+    let mut busy = Duration::ZERO;
+    for round in 0..3i64 {
+        let rows: Vec<Value> = (1..=SYNC_ROWS)
+            .map(|n| json!({ "sku": format!("B0-{n}"), "onHand": 900_000_000 - round * 10 - (n % 5) as i64 }))
+            .collect();
+        let body = json!({ "source": "bench", "rows": rows }).to_string();
+        let began = Instant::now();
+        let response = server
+            .client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        let elapsed = began.elapsed();
+        calls += 1;
+        let applied = match response {
+            Ok(response) if response.status().is_success() => {
+                let result: Value = response.json().await.unwrap_or(Value::Null);
+                match (result["committed"].as_bool(), result["applied"].as_u64()) {
+                    (Some(true), Some(applied)) => applied,
+                    _ => 0,
+                }
+            }
+            _ => 0,
+        };
+        if applied == SYNC_ROWS {
+            applied_rows += applied;
+            busy += elapsed;
+            latency.saturating_record(elapsed.as_micros() as u64);
+        } else {
+            failures += 1;
+        }
+    }
+    let peak = sampler.peak().await;
+    // The reference: the same 10,000 product and bucket updates, movement and allocation
+    // inserts, as one set-based SQL transaction.
+    let script = "BEGIN;\n\
+        WITH product AS (UPDATE products SET stock = stock + 1, version = version + 1, updated_at = now() \
+            WHERE sku_key LIKE 'b0-%' RETURNING id, stock, version), \
+        bucket AS (UPDATE stock_buckets SET stock = stock_buckets.stock + 1 FROM product \
+            WHERE stock_buckets.product_id = product.id AND stock_buckets.lot_code = '' \
+            AND stock_buckets.location_id = (SELECT id FROM locations WHERE code_key = 'main') \
+            RETURNING stock_buckets.id, stock_buckets.product_id, stock_buckets.location_id, stock_buckets.stock), \
+        movement AS (INSERT INTO stock_movements (id, product_id, kind, delta, stock_before, stock_after, product_version, reason, actor, created_at) \
+            SELECT gen_random_uuid(), id, 'ADJUSTMENT', 1, stock - 1, stock, version, 'pgbench', 'pgbench', now() FROM product \
+            RETURNING id, product_id, created_at) \
+        INSERT INTO stock_allocations (movement_id, bucket_id, product_id, location_id, lot_code, quantity, stock_before, stock_after, created_at) \
+            SELECT movement.id, bucket.id, bucket.product_id, bucket.location_id, '', 1, bucket.stock - 1, bucket.stock, movement.created_at \
+            FROM movement JOIN bucket ON bucket.product_id = movement.product_id;\n\
+        COMMIT;\n";
+    let reference = pgbench(database_url, script, seconds.min(8), &[]) * SYNC_ROWS as f64;
+    let rows_per_second = applied_rows as f64 / busy.as_secs_f64().max(f64::EPSILON);
+    json!({
+        "scenario": "bulk_sync",
+        "unit": "rows/s",
+        "requests": calls,
+        "failures": failures,
+        "requests_per_second": rows_per_second,
+        "p50_ms": latency.value_at_quantile(0.5) as f64 / 1000.0,
+        "p99_ms": latency.value_at_quantile(0.99) as f64 / 1000.0,
+        "reference_per_second": reference,
+        "ratio": rows_per_second / reference,
+        "goal": ">= 0.5 (reference: pgbench, one set-based SQL transaction of the same row updates and ledger inserts)",
+        "peak_rss_mb": peak,
+        "note": format!("{calls} calls of {SYNC_ROWS} rows; latency is per call"),
+    })
+}
+
+async fn csv_import(server: &Server, address: &str, rows: u64) -> Value {
+    // A file of counts for the deep products, written to disk and streamed from there, so
+    // the load generator holds none of it.
+    let path = target_dir()
+        .join("bench")
+        .join(format!("import-{rows}.csv"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        use std::io::Write;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        writeln!(file, "sku,on_hand").unwrap();
+        for n in 1..=rows {
+            writeln!(
+                file,
+                "B1-{n},{}",
+                800_000_000 - rows as i64 - (n % 3) as i64
+            )
+            .unwrap();
+        }
+    }
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    let before = rss_mb();
+    let sampler = RssSampler::start();
+    let file = tokio::fs::File::open(&path).await.unwrap();
+    let began = Instant::now();
+    let response = server
+        .client
+        .post(format!(
+            "http://{address}/imports/inventory?errorPolicy=REJECT_FAILED_ROWS&source=bench"
+        ))
+        .header("content-type", "text/csv")
+        .header("content-length", bytes)
+        .body(reqwest::Body::wrap_stream(
+            tokio_util::io::ReaderStream::new(file),
+        ))
+        .send()
+        .await;
+    let elapsed = began.elapsed();
+    let peak = sampler.peak().await;
+    let updated = match response {
+        Ok(response) if response.status().is_success() => {
+            let report: Value = response.json().await.unwrap_or(Value::Null);
+            report["summary"]["updated"].as_u64().unwrap_or(0)
+        }
+        _ => 0,
+    };
+    std::fs::remove_file(&path).ok();
+    let rows_per_second = updated as f64 / elapsed.as_secs_f64();
+    json!({
+        "scenario": format!("csv_import_{}k", rows / 1000),
+        "unit": "rows/s",
+        "requests": 1,
+        "failures": u64::from(updated != rows),
+        "requests_per_second": rows_per_second,
+        "p50_ms": elapsed.as_secs_f64() * 1000.0,
+        "p99_ms": elapsed.as_secs_f64() * 1000.0,
+        "reference_per_second": null,
+        "ratio": null,
+        "goal": "peak RSS does not grow with the file",
+        "peak_rss_mb": peak,
+        "note": format!("{updated} of {rows} rows updated, {:.1} MB file, RSS before {before:.1} MB, peak {peak:.1} MB", bytes as f64 / 1e6),
+    })
 }
 
 fn target_dir() -> PathBuf {

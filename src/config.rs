@@ -183,6 +183,25 @@ pub struct Config {
     )]
     pub max_sync_rows: usize,
 
+    /// Largest CSV file `POST /imports/inventory` accepts, in bytes; larger ones get `413`.
+    #[arg(
+        long,
+        env = "STOCKROOM_MAX_IMPORT_BYTES",
+        default_value_t = 50 * 1024 * 1024,
+        global = true
+    )]
+    pub max_import_bytes: usize,
+
+    /// Most rows one CSV import takes.
+    #[arg(
+        long,
+        env = "STOCKROOM_MAX_IMPORT_ROWS",
+        default_value_t = crate::service::DEFAULT_MAX_IMPORT_ROWS,
+        value_parser = clap::value_parser!(u32).range(1..).map(|rows| rows as usize),
+        global = true
+    )]
+    pub max_import_rows: usize,
+
     /// Longest a request may take before it is answered with `408` (e.g. `30s`).
     #[arg(long, env = "STOCKROOM_REQUEST_TIMEOUT", default_value = "30s", value_parser = positive_duration, global = true)]
     pub request_timeout: Duration,

@@ -179,6 +179,21 @@ impl Error {
 
     /// Turns a database error from writing `sku` into [`Error::SkuConflict`] when it is the
     /// live-SKU unique index that refused it, and into [`Error::Internal`] otherwise.
+    /// Whether this is a write refused because a live product already has the SKU (as
+    /// [`Error::from_sku_write`] judges it).
+    pub fn is_sku_taken(&self) -> bool {
+        match self {
+            Error::SkuConflict(_) => true,
+            Error::Internal(cause) => cause
+                .downcast_ref::<DbErr>()
+                .and_then(DbErr::sql_err)
+                .is_some_and(|error| {
+                    matches!(error, SqlErr::UniqueConstraintViolation(detail) if detail.contains("sku_key"))
+                }),
+            _ => false,
+        }
+    }
+
     pub fn from_sku_write(error: DbErr, sku: &str) -> Self {
         match error.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(detail)) if detail.contains("sku_key") => {

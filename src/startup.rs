@@ -85,6 +85,8 @@ pub struct AppState {
 pub struct HttpLimits {
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Largest CSV import, in bytes.
+    pub max_import_bytes: usize,
     /// Longest a request may take.
     pub request_timeout: Duration,
     /// Origins allowed to call from a browser; empty means same-origin only.
@@ -114,16 +116,21 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
             .route("/", get(board::page))
             .route("/board/{fingerprint}/{file}", get(board::asset));
     }
+    // Every route takes bodies up to `--max-body-bytes`, CSV imports up to
+    // `--max-import-bytes`; larger ones get `413`.
     let mut router = router
+        .route_layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .merge(
+            rest::import_routes().route_layer(RequestBodyLimitLayer::new(limits.max_import_bytes)),
+        )
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .route_layer(axum::middleware::from_fn(metrics::track_http))
         // Layers run bottom-up for a request: request id, trace, CORS, (open mode: loopback
-        // hosts only), layer error bodies, the deadline, then the body limit.
-        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
-        // The layer above is the one limit; axum's own default (2 MiB) would otherwise cap
-        // extractors below a larger configured limit.
+        // hosts only), layer error bodies, the deadline, then (per route) the body limit.
+        // The route layers above are the one limit; axum's own default (2 MiB) would otherwise
+        // cap extractors below a larger configured limit.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
             limits.request_timeout,
@@ -218,6 +225,7 @@ impl Application {
         }
         let limits = HttpLimits {
             max_body_bytes: config.max_body_bytes,
+            max_import_bytes: config.max_import_bytes,
             request_timeout: config.request_timeout,
             cors_allowed_origins: config
                 .cors_allowed_origins
@@ -245,6 +253,9 @@ impl Application {
         };
         let mut services = Services::new(database, events);
         services.sync = services.sync.with_max_rows(config.max_sync_rows);
+        services.imports = services
+            .imports
+            .with_limits(config.max_import_rows, config.max_sync_rows);
         maintenance::spawn(
             services.clone(),
             MaintenanceSettings {

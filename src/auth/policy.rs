@@ -45,10 +45,18 @@ pub const POLICY: &[(&str, Role)] = &[
     ("lotExpired", Role::Viewer),
 ];
 
+/// REST endpoints that stand for no GraphQL field, and the least role each needs.
+pub const REST_ONLY: &[(&str, Role)] = &[
+    ("importInventory", Role::Manager),
+    ("exportInventory", Role::Viewer),
+    ("exportMovements", Role::Viewer),
+];
+
 /// The declared name equal to `operation`, as a `'static` label for metrics.
 pub fn declared_operation(operation: &str) -> Option<&'static str> {
     POLICY
         .iter()
+        .chain(REST_ONLY)
         .find(|(name, _)| *name == operation)
         .map(|(name, _)| *name)
 }
@@ -57,6 +65,7 @@ pub fn declared_operation(operation: &str) -> Option<&'static str> {
 pub fn required_role(operation: &str) -> Option<Role> {
     POLICY
         .iter()
+        .chain(REST_ONLY)
         .find(|(name, _)| *name == operation)
         .map(|(_, role)| *role)
 }

@@ -1,8 +1,9 @@
-//! The REST facade: the product endpoints and the bulk update over the same services as GraphQL, with the documented JSON
+//! The REST facade: the product endpoints, the bulk update, CSV import and export over the same services as GraphQL, with the documented JSON
 //! bodies and status codes.
 
 mod error;
 mod extract;
+mod inventory;
 mod products;
 mod sync;
 
@@ -30,4 +31,17 @@ where
         .route("/products/{id}/stock", get(products::stock_by_location))
         .route("/products/{id}/add", put(products::add_stock))
         .route("/products/{id}/reduce", put(products::reduce_stock))
+        .route("/exports/inventory.csv", get(inventory::export_inventory))
+        .route("/exports/movements.csv", get(inventory::export_movements))
+}
+
+/// The CSV import route: it takes bodies up to `--max-import-bytes`, so the router gives it its
+/// own body limit.
+pub fn import_routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Services: FromRef<S>,
+    Authenticator: FromRef<S>,
+{
+    Router::new().route("/imports/inventory", post(inventory::import))
 }

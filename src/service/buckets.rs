@@ -139,6 +139,40 @@ impl Buckets {
         Ok(all)
     }
 
+    /// The buckets of a product being created: one empty lot-less bucket in `main`, not yet
+    /// stored. Returns them and that bucket's id.
+    pub(super) fn for_new_product(
+        product_id: Uuid,
+        main: &location::Model,
+        created_at: DateTime<Utc>,
+    ) -> (Self, Uuid) {
+        let row = stock_bucket::Model {
+            id: Uuid::now_v7(),
+            product_id,
+            location_id: main.id,
+            lot_code: String::new(),
+            expires_on: None,
+            stock: 0,
+            reserved: 0,
+            expired: false,
+            created_at,
+        };
+        let id = row.id;
+        let held = Held {
+            row,
+            priority: main.priority,
+            location_code: main.code_key.clone(),
+            dirty: Dirty::New,
+        };
+        (
+            Self {
+                product_id,
+                held: vec![held],
+            },
+            id,
+        )
+    }
+
     /// The buckets as they are now.
     pub(super) fn rows(&self) -> impl Iterator<Item = &stock_bucket::Model> {
         self.held.iter().map(|held| &held.row)

@@ -18,10 +18,10 @@ use super::buckets::{Allocation, Buckets};
 use super::statements::Writes;
 use super::{next_change_time, now};
 use crate::clock::Clock;
-use crate::domain::{Actor, IdempotencyKey, MAX_STOCK, Reason};
+use crate::domain::{Actor, IdempotencyKey, MAX_STOCK, ProductName, Reason, Sku};
 use crate::entity::reservation::{self, ReservationStatus};
 use crate::entity::stock_movement::{self, MovementKind};
-use crate::entity::{product, reservation_hold, stock_allocation, stock_bucket};
+use crate::entity::{location, product, reservation_hold, stock_allocation, stock_bucket};
 use crate::error::{Error, Result};
 use crate::events::StockEvent;
 
@@ -108,6 +108,8 @@ pub(super) struct LockedProduct {
     ended_reservations: Vec<Uuid>,
     events: Vec<StockEvent>,
     changed: bool,
+    /// A product made here, in memory: saving inserts its row instead of updating it.
+    new_row: bool,
 }
 
 impl LockedProduct {
@@ -197,10 +199,101 @@ impl LockedProduct {
             ended_reservations: Vec::new(),
             events: Vec::new(),
             changed: false,
+            new_row: false,
         };
         locked.sweep_reservations(transaction).await?;
         locked.sweep_lots(transaction).await?;
         Ok(locked)
+    }
+
+    /// A new product, made in memory as `createProduct` makes one with no stock: version 1, an
+    /// empty lot-less bucket in `main` and an `INITIAL` movement of 0. Nothing is stored until
+    /// [`LockedProduct::save_into`]; a product never saved never existed.
+    pub(super) fn create(
+        sku: &Sku,
+        name: &ProductName,
+        reorder_level: i64,
+        main: &location::Model,
+        actor: &Actor,
+        today: NaiveDate,
+    ) -> Self {
+        let created_at = now();
+        let product = product::Model {
+            id: Uuid::now_v7(),
+            name: name.as_str().to_owned(),
+            name_key: name.search_key(),
+            sku: sku.as_str().to_owned(),
+            sku_key: sku.key(),
+            stock: 0,
+            reorder_level,
+            version: 1,
+            created_at,
+            updated_at: created_at,
+            deleted_at: None,
+            reserved: 0,
+            expired: 0,
+        };
+        let (buckets, bucket_id) = Buckets::for_new_product(product.id, main, created_at);
+        let movement = stock_movement::Model {
+            id: Uuid::now_v7(),
+            product_id: product.id,
+            kind: MovementKind::Initial,
+            delta: 0,
+            stock_before: 0,
+            stock_after: 0,
+            product_version: 1,
+            reason: None,
+            idempotency_key: None,
+            actor: actor.subject.clone(),
+            created_at,
+        };
+        let allocation = stock_allocation::Model {
+            movement_id: movement.id,
+            bucket_id,
+            product_id: product.id,
+            location_id: main.id,
+            lot_code: String::new(),
+            quantity: 0,
+            stock_before: 0,
+            stock_after: 0,
+            created_at,
+        };
+        let event = StockEvent::new(None, &product, Some(movement.clone()));
+        Self {
+            product,
+            buckets,
+            today,
+            movements: vec![movement],
+            allocations: vec![allocation],
+            ended_reservations: Vec::new(),
+            events: vec![event],
+            changed: true,
+            new_row: true,
+        }
+    }
+
+    /// Renames the product and sets its reorder level (`None` keeps a value); counts as one
+    /// change when anything differs. Returns whether it did.
+    pub(super) fn update_catalogue(
+        &mut self,
+        name: Option<&ProductName>,
+        reorder_level: Option<i64>,
+    ) -> Result<bool> {
+        let before = self.product.clone();
+        if let Some(name) = name {
+            self.product.name = name.as_str().to_owned();
+            self.product.name_key = name.search_key();
+        }
+        if let Some(level) = reorder_level {
+            self.product.reorder_level = level;
+        }
+        if self.product.name == before.name && self.product.reorder_level == before.reorder_level {
+            return Ok(false);
+        }
+        self.advance()?;
+        self.events
+            .push(StockEvent::new(Some(&before), &self.product, None));
+        Ok(true)
     }
 
     /// How many reservations the sweeps ended.
@@ -410,10 +503,19 @@ impl LockedProduct {
                 self.ended_reservations.len() + 3,
             );
         }
-        {
+        if self.new_row {
+            writes.push(
+                product::Entity::insert(self.product.clone().into_active_model().reset_all())
+                    .into_query(),
+                columns::<product::Entity>(),
+            );
+        } else {
             use product::Column;
             writes.push(
                 product::Entity::update_many()
+                    .col_expr(Column::Name, self.product.name.clone().into())
+                    .col_expr(Column::NameKey, self.product.name_key.clone().into())
+                    .col_expr(Column::ReorderLevel, self.product.reorder_level.into())
                     .col_expr(Column::Stock, self.product.stock.into())
                     .col_expr(Column::Reserved, self.product.reserved.into())
                     .col_expr(Column::Expired, self.product.expired.into())
@@ -421,9 +523,10 @@ impl LockedProduct {
                     .col_expr(Column::UpdatedAt, self.product.updated_at.into())
                     .filter(Column::Id.eq(self.product.id))
                     .into_query(),
-                6,
+                9,
             );
         }
+        self.new_row = false;
         for (bucket, is_new) in self.buckets.changed() {
             if is_new {
                 writes.push(

@@ -3,7 +3,9 @@
 
 mod buckets;
 mod coalescing;
+mod export;
 mod idempotency;
+mod import;
 mod ledger;
 mod locations;
 mod locked;
@@ -14,7 +16,12 @@ mod stock;
 mod sync;
 
 pub use buckets::LotInput;
+pub use export::{CsvPieces, ExportService, MOVEMENT_COLUMNS, MovementRange};
 pub use idempotency::{IdempotentRequest, prune as prune_idempotency_keys};
+pub use import::{
+    COLUMNS as IMPORT_COLUMNS, DEFAULT_MAX_IMPORT_ROWS, FailedRow, IMPORT_CHUNK_ROWS,
+    ImportOptions, ImportReport, ImportRowStatus, ImportService, ImportSummary,
+};
 pub use ledger::{
     BucketMismatch, BucketStockAtTime, LedgerMismatch, LedgerReport, LedgerService,
     MovementMismatch, StockAtTime,
@@ -65,6 +72,10 @@ pub struct Services {
     pub locations: LocationService,
     /// Warehouse sync: many rows in one call.
     pub sync: SyncService,
+    /// CSV inventory imports.
+    pub imports: ImportService,
+    /// CSV exports of the inventory and the ledger.
+    pub exports: ExportService,
     database: Database,
     events: EventBus,
     clock: Clock,
@@ -81,6 +92,8 @@ impl Services {
             reservations: ReservationService::new(database.clone(), events.clone(), clock.clone()),
             locations: LocationService::new(database.clone()),
             sync: SyncService::new(database.clone(), events.clone(), clock.clone()),
+            imports: ImportService::new(database.clone(), events.clone(), clock.clone()),
+            exports: ExportService::new(database.clone()),
             database,
             events,
             clock,

@@ -27,13 +27,14 @@ use uuid::Uuid;
 
 use super::buckets::{Allocation, LotInput, Source};
 use super::idempotency::{IdempotentRequest, Replayable, run_write};
+use super::locations::main_location_id;
 use super::locked::{INSERT_CHUNK, LockedProduct, MovementNote, columns};
 use super::products::StockStatus;
 use super::statements::Writes;
 use super::{Actor, now};
 use crate::clock::Clock;
 use crate::database::Database;
-use crate::domain::{IdempotencyKey, LocationCode, LotCode, MAX_STOCK, Reason, Sku};
+use crate::domain::{IdempotencyKey, LocationCode, LotCode, MAX_STOCK, ProductName, Reason, Sku};
 use crate::entity::stock_movement::MovementKind;
 use crate::entity::{location, product, sync_sequence};
 use crate::error::{Error, Result};
@@ -192,20 +193,48 @@ pub struct SyncService {
 }
 
 /// A row that passed its checks.
-struct CheckedRow {
-    sku_key: String,
-    location_key: String,
-    change: RowChange,
-    lot: Option<LotInput>,
-    sequence: Option<i64>,
-    reason: Reason,
+#[derive(Clone, Debug)]
+pub(super) struct CheckedRow {
+    pub sku: Sku,
+    pub location: LocationCode,
+    /// What the row asks of its bucket; `None` when it changes no stock (an import row that
+    /// only names or renames a product).
+    pub change: Option<RowChange>,
+    pub lot: Option<LotInput>,
+    pub sequence: Option<i64>,
+    pub reason: Reason,
+    /// The product's name and reorder level, as an import row gives them: a row with a name
+    /// creates its product when no live product has the SKU.
+    pub catalogue: Option<Catalogue>,
 }
 
 /// What a row asks of its bucket.
 #[derive(Clone, Copy, Debug)]
-enum RowChange {
+pub(super) enum RowChange {
     SetOnHand(i64),
     Delta(i64),
+}
+
+/// The catalogue part of an import row.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Catalogue {
+    pub name: Option<ProductName>,
+    pub reorder_level: Option<i64>,
+}
+
+/// What became of one row, before a transport shapes it.
+#[derive(Clone, Debug)]
+pub(super) struct RowOutcome {
+    pub status: SyncRowStatus,
+    /// The row created its product.
+    pub created: bool,
+    /// Why a row failed.
+    pub error: Option<Error>,
+    /// Why a row was stale.
+    pub note: Option<String>,
+    pub stock_before: Option<i64>,
+    pub stock_after: Option<i64>,
+    pub crossed_threshold: bool,
 }
 
 /// A call that passed its checks.
@@ -215,11 +244,13 @@ struct CheckedCall {
     error_policy: SyncErrorPolicy,
 }
 
-/// What evaluating a call produced: its result, and (when it commits) the writes and events.
-struct Evaluation {
-    result: SyncResult,
-    writes: Writes,
-    events: Vec<StockEvent>,
+/// What evaluating rows produced: each row's outcome, whether the rows commit, and (when they
+/// do) the writes and events.
+pub(super) struct Evaluation {
+    pub outcomes: Vec<RowOutcome>,
+    pub committed: bool,
+    pub writes: Writes,
+    pub events: Vec<StockEvent>,
 }
 
 impl SyncService {
@@ -256,11 +287,11 @@ impl SyncService {
         let clock = self.clock.clone();
         if dry_run {
             let transaction = self.database.begin_write().await?;
-            let evaluation = evaluate(&*transaction, &call, actor, &clock).await?;
+            let evaluation = evaluate_call(&*transaction, &call, actor, &clock).await?;
+            let mut result = sync_result(&call, evaluation.committed, &evaluation.outcomes);
             evaluation.writes.execute(&*transaction).await?;
             // Dropping the transaction rolls every write back; the events are never sent.
             drop(transaction);
-            let mut result = evaluation.result;
             result.dry_run = true;
             return Ok(result);
         }
@@ -277,9 +308,10 @@ impl SyncService {
             idempotency.as_ref(),
             move |transaction| {
                 Box::pin(async move {
-                    let evaluation = evaluate(transaction, &call, &author, &clock).await?;
+                    let evaluation = evaluate_call(transaction, &call, &author, &clock).await?;
+                    let result = sync_result(&call, evaluation.committed, &evaluation.outcomes);
                     evaluation.writes.execute(transaction).await?;
-                    Ok((evaluation.result, evaluation.events))
+                    Ok((result, evaluation.events))
                 })
             },
         )
@@ -400,41 +432,43 @@ fn check_row(source: &str, row: &SyncRow) -> Result<CheckedRow> {
     let reason = Reason::parse(Some(&note))?
         .ok_or_else(|| Error::internal("a sync's reason came out empty"))?;
     Ok(CheckedRow {
-        sku_key: sku.key(),
-        location_key: location.key(),
-        change,
+        sku,
+        location,
+        change: Some(change),
         lot,
         sequence: row.source_sequence,
         reason,
+        catalogue: None,
     })
 }
 
-/// Reads and locks what the call's rows name, evaluates every row in input order, and, when
-/// the call commits, gathers its writes and events. Writes nothing itself.
-async fn evaluate(
+/// Evaluates a sync call's rows.
+async fn evaluate_call(
     transaction: &impl ConnectionTrait,
     call: &CheckedCall,
     actor: &Actor,
     clock: &Clock,
 ) -> Result<Evaluation> {
-    let checked: Vec<&CheckedRow> = call
+    let rows: Vec<Result<CheckedRow>> = call
         .rows
         .iter()
-        .filter_map(|(_, row)| row.as_ref().ok())
+        .map(|(_, checked)| checked.clone())
         .collect();
-    let locations = lock_locations(transaction, &checked).await?;
-    let product_ids = find_products(transaction, &checked).await?;
-    let ids: Vec<Uuid> = product_ids.values().copied().collect();
-    let mut products: HashMap<Uuid, LockedProduct> =
-        LockedProduct::lock_many_live(transaction, &ids, clock)
-            .await?
-            .into_iter()
-            .map(|locked| (locked.product.id, locked))
-            .collect();
-    let mut last_sequences = read_sequences(transaction, &call.source, &ids).await?;
+    evaluate(
+        transaction,
+        &call.source,
+        &rows,
+        call.error_policy,
+        actor,
+        clock,
+    )
+    .await
+}
 
+/// A sync call's result, from its rows' outcomes.
+fn sync_result(call: &CheckedCall, committed: bool, outcomes: &[RowOutcome]) -> SyncResult {
     let mut result = SyncResult {
-        committed: false,
+        committed,
         dry_run: false,
         applied: 0,
         unchanged: 0,
@@ -442,94 +476,313 @@ async fn evaluate(
         failed: 0,
         rows: Vec::with_capacity(call.rows.len()),
     };
-    // The newest sequence applied per (product, location) by this call: stored at the end.
-    let mut new_sequences: HashMap<(Uuid, Uuid), i64> = HashMap::new();
-    for (index, (raw, checked)) in call.rows.iter().enumerate() {
-        let mut row_result = SyncRowResult {
+    for (index, ((raw, _), outcome)) in call.rows.iter().zip(outcomes).enumerate() {
+        match outcome.status {
+            SyncRowStatus::Applied => result.applied += 1,
+            SyncRowStatus::Unchanged => result.unchanged += 1,
+            SyncRowStatus::Stale => result.stale += 1,
+            SyncRowStatus::Failed => result.failed += 1,
+        }
+        result.rows.push(SyncRowResult {
             index,
             sku: raw.sku.clone(),
             location_code: raw
                 .location_code
                 .clone()
                 .unwrap_or_else(|| "MAIN".to_owned()),
+            status: outcome.status,
+            code: outcome.error.as_ref().map(|error| error.code().to_owned()),
+            message: outcome
+                .error
+                .as_ref()
+                .map(ToString::to_string)
+                .or_else(|| outcome.note.clone()),
+            stock_before: outcome.stock_before,
+            stock_after: outcome.stock_after,
+            crossed_threshold: outcome.crossed_threshold,
+        });
+    }
+    result
+}
+
+/// Reads and locks what the rows name, evaluates every row in input order, and, when the rows
+/// commit, gathers their writes and events. Writes nothing itself.
+///
+/// Rows that would create a product (import rows with a name, for a SKU no live product has)
+/// need location `MAIN`, which always exists.
+pub(super) async fn evaluate(
+    transaction: &impl ConnectionTrait,
+    source: &str,
+    rows: &[Result<CheckedRow>],
+    error_policy: SyncErrorPolicy,
+    actor: &Actor,
+    clock: &Clock,
+) -> Result<Evaluation> {
+    let checked: Vec<&CheckedRow> = rows.iter().filter_map(|row| row.as_ref().ok()).collect();
+    let mut locations = lock_locations(transaction, &checked).await?;
+    let mut product_ids = find_products(transaction, &checked).await?;
+    let ids: Vec<Uuid> = product_ids.values().copied().collect();
+    let mut products: HashMap<Uuid, LockedProduct> =
+        LockedProduct::lock_many_live(transaction, &ids, clock)
+            .await?
+            .into_iter()
+            .map(|locked| (locked.product.id, locked))
+            .collect();
+    let mut last_sequences = read_sequences(transaction, source, &ids).await?;
+    if checked.iter().any(|row| row.catalogue.is_some()) && !locations.contains_key(MAIN_KEY) {
+        let main = location::Entity::find_by_id(main_location_id())
+            .lock_shared()
+            .one(transaction)
+            .await?
+            .ok_or_else(|| Error::internal("location MAIN is missing"))?;
+        locations.insert(MAIN_KEY.to_owned(), main);
+    }
+    let today = clock.today();
+
+    let mut engine = Engine {
+        product_ids: &mut product_ids,
+        locations: &locations,
+        products: &mut products,
+        last_sequences: &mut last_sequences,
+        new_sequences: HashMap::new(),
+        actor,
+        today,
+    };
+    let mut outcomes = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut outcome = RowOutcome {
             status: SyncRowStatus::Failed,
-            code: None,
-            message: None,
+            created: false,
+            error: None,
+            note: None,
             stock_before: None,
             stock_after: None,
             crossed_threshold: false,
         };
-        let outcome = match checked {
+        let status = match row {
             Err(error) => Err(error.clone()),
-            Ok(row) => apply_row(
-                row,
-                &product_ids,
-                &locations,
-                &mut products,
-                &mut last_sequences,
-                &mut new_sequences,
-                actor,
-                &mut row_result,
-            ),
+            Ok(row) => engine.apply(row, &mut outcome),
         };
-        match outcome {
-            Ok(status) => row_result.status = status,
+        match status {
+            Ok(status) => outcome.status = status,
             Err(error) => {
-                row_result.status = SyncRowStatus::Failed;
-                row_result.code = Some(error.code().to_owned());
-                row_result.message = Some(error.to_string());
+                outcome.status = SyncRowStatus::Failed;
+                outcome.error = Some(error);
             }
         }
-        match row_result.status {
-            SyncRowStatus::Applied => result.applied += 1,
-            SyncRowStatus::Unchanged => result.unchanged += 1,
-            SyncRowStatus::Stale => result.stale += 1,
-            SyncRowStatus::Failed => result.failed += 1,
-        }
-        result.rows.push(row_result);
+        outcomes.push(outcome);
     }
-    result.committed =
-        !(call.error_policy == SyncErrorPolicy::RejectEverything && result.failed > 0);
+    let new_sequences = std::mem::take(&mut engine.new_sequences);
+    let failed = outcomes
+        .iter()
+        .any(|outcome| outcome.status == SyncRowStatus::Failed);
+    let committed = !(error_policy == SyncErrorPolicy::RejectEverything && failed);
 
     let mut writes = Writes::default();
     let mut events = Vec::new();
-    if result.committed {
+    if committed {
         let mut locked: Vec<LockedProduct> = products.into_values().collect();
         locked.sort_unstable_by_key(|locked| locked.product.id);
         for product in locked {
             events.extend(product.save_into(&mut writes));
         }
-        push_sequences(&mut writes, &call.source, new_sequences);
+        push_sequences(&mut writes, source, new_sequences);
     }
     Ok(Evaluation {
-        result,
+        outcomes,
+        committed,
         writes,
         events,
     })
 }
 
-/// Evaluates one checked row against the locked state; fills in the row's stock figures and
-/// returns its status (or the error that fails it, having changed nothing).
-#[allow(clippy::too_many_arguments)]
-fn apply_row(
+/// The case-folded code of location `MAIN`.
+const MAIN_KEY: &str = "main";
+
+/// The state rows are evaluated against, changed in memory row by row.
+struct Engine<'a> {
+    product_ids: &'a mut HashMap<String, Uuid>,
+    locations: &'a HashMap<String, location::Model>,
+    products: &'a mut HashMap<Uuid, LockedProduct>,
+    last_sequences: &'a mut HashMap<(Uuid, Uuid), i64>,
+    /// The newest sequence applied per (product, location) by these rows: stored at the end.
+    new_sequences: HashMap<(Uuid, Uuid), i64>,
+    actor: &'a Actor,
+    today: NaiveDate,
+}
+
+impl Engine<'_> {
+    /// Evaluates one checked row; fills in its stock figures and returns its status (or the
+    /// error that fails it, having changed nothing).
+    fn apply(&mut self, row: &CheckedRow, outcome: &mut RowOutcome) -> Result<SyncRowStatus> {
+        let sku_key = row.sku.key();
+        let existing = self.product_ids.get(&sku_key).copied().filter(|id| {
+            self.products
+                .get(id)
+                .is_some_and(|locked| locked.product.sku_key == sku_key)
+        });
+        let location = self.locations.get(&row.location.key());
+        let Some(id) = existing else {
+            // No live product has the SKU: a row with a name creates it.
+            let Some(name) = row.catalogue.as_ref().and_then(|part| part.name.as_ref()) else {
+                return Err(Error::NotFound);
+            };
+            let main = self
+                .locations
+                .get(MAIN_KEY)
+                .ok_or_else(|| Error::internal("location MAIN was not read"))?;
+            let reorder_level = row
+                .catalogue
+                .as_ref()
+                .and_then(|part| part.reorder_level)
+                .unwrap_or(0);
+            let mut created =
+                LockedProduct::create(&row.sku, name, reorder_level, main, self.actor, self.today);
+            if let Some(change) = row.change {
+                let location = usable(location, row)?;
+                self.change_stock(&mut created, row, change, location, outcome)?;
+                self.record_sequence(&created, location, row);
+            }
+            outcome.created = true;
+            self.product_ids.insert(sku_key, created.product.id);
+            self.products.insert(created.product.id, created);
+            return Ok(SyncRowStatus::Applied);
+        };
+        let mut locked = self
+            .products
+            .remove(&id)
+            .ok_or_else(|| Error::internal("a locked product went missing"))?;
+        let status = self.apply_to(&mut locked, row, location, outcome);
+        self.products.insert(id, locked);
+        status
+    }
+
+    /// [`Engine::apply`] for a product that exists.
+    fn apply_to(
+        &mut self,
+        locked: &mut LockedProduct,
+        row: &CheckedRow,
+        location: Option<&location::Model>,
+        outcome: &mut RowOutcome,
+    ) -> Result<SyncRowStatus> {
+        let status_before = StockStatus::of(&locked.product);
+        let mut status = SyncRowStatus::Unchanged;
+        if let Some(change) = row.change {
+            let location = usable(location, row)?;
+            let lot_code = row.lot.as_ref().map_or("", |lot| lot.code.as_str());
+            let before = locked.buckets.on_hand(location.id, lot_code);
+            outcome.stock_before = Some(before);
+            outcome.stock_after = Some(before);
+            let sequence_key = (locked.product.id, location.id);
+            if let Some(sequence) = row.sequence
+                && let Some(&last) = self.last_sequences.get(&sequence_key)
+                && sequence <= last
+            {
+                outcome.note = Some(format!(
+                    "sourceSequence {sequence} is not newer than {last}, the last one applied for this product and location"
+                ));
+                return Ok(SyncRowStatus::Stale);
+            }
+            if self.change_stock(locked, row, change, location, outcome)? {
+                status = SyncRowStatus::Applied;
+            }
+            self.record_sequence(locked, location, row);
+        }
+        if let Some(catalogue) = &row.catalogue
+            && locked.update_catalogue(catalogue.name.as_ref(), catalogue.reorder_level)?
+        {
+            status = SyncRowStatus::Applied;
+        }
+        outcome.crossed_threshold = status_before == StockStatus::InStock
+            && StockStatus::of(&locked.product) == StockStatus::LowStock;
+        Ok(status)
+    }
+
+    /// Applies the row's stock change to its bucket and records the movement; `false` when
+    /// the bucket already held what the row asked. Changes nothing when it fails.
+    fn change_stock(
+        &self,
+        locked: &mut LockedProduct,
+        row: &CheckedRow,
+        change: RowChange,
+        location: &location::Model,
+        outcome: &mut RowOutcome,
+    ) -> Result<bool> {
+        let lot_code = row.lot.as_ref().map_or("", |lot| lot.code.as_str());
+        let before = locked.buckets.on_hand(location.id, lot_code);
+        outcome.stock_before = Some(before);
+        outcome.stock_after = Some(before);
+        let today = self.today;
+        let (kind, allocation) = match change {
+            RowChange::SetOnHand(target) => {
+                if target > before {
+                    locked.ensure_room(target - before)?;
+                }
+                let allocation =
+                    locked
+                        .buckets
+                        .set_on_hand(location, row.lot.as_ref(), target, today, now())?;
+                (MovementKind::Adjustment, allocation)
+            }
+            RowChange::Delta(0) => (MovementKind::Add, None),
+            RowChange::Delta(delta) if delta > 0 => {
+                locked.ensure_room(delta)?;
+                let allocation =
+                    locked
+                        .buckets
+                        .add(location, row.lot.as_ref(), delta, today, now())?;
+                (MovementKind::Add, Some(allocation))
+            }
+            RowChange::Delta(delta) => {
+                let mut taken = locked
+                    .buckets
+                    .take(Source::Bucket(location.id, lot_code), -delta)?;
+                let allocation: Option<Allocation> = taken.pop();
+                (MovementKind::Reduce, allocation)
+            }
+        };
+        let Some(allocation) = allocation else {
+            return Ok(false);
+        };
+        outcome.stock_after = Some(allocation.stock_after);
+        locked.record(
+            vec![allocation],
+            MovementNote {
+                kind,
+                reason: Some(row.reason.clone()),
+                idempotency_key: None,
+                actor: self.actor,
+            },
+        )?;
+        Ok(true)
+    }
+
+    /// Remembers the row's sequence: later rows for the same product and location must be
+    /// newer still, and the newest is stored.
+    fn record_sequence(
+        &mut self,
+        locked: &LockedProduct,
+        location: &location::Model,
+        row: &CheckedRow,
+    ) {
+        if let Some(sequence) = row.sequence {
+            let key = (locked.product.id, location.id);
+            self.last_sequences.insert(key, sequence);
+            let newest = self.new_sequences.entry(key).or_insert(sequence);
+            *newest = (*newest).max(sequence);
+        }
+    }
+}
+
+/// The row's location, if it exists and takes stock.
+fn usable<'a>(
+    location: Option<&'a location::Model>,
     row: &CheckedRow,
-    product_ids: &HashMap<String, Uuid>,
-    locations: &HashMap<String, location::Model>,
-    products: &mut HashMap<Uuid, LockedProduct>,
-    last_sequences: &mut HashMap<(Uuid, Uuid), i64>,
-    new_sequences: &mut HashMap<(Uuid, Uuid), i64>,
-    actor: &Actor,
-    result: &mut SyncRowResult,
-) -> Result<SyncRowStatus> {
-    let locked = product_ids
-        .get(&row.sku_key)
-        .and_then(|id| products.get_mut(id))
-        .filter(|locked| locked.product.sku_key == row.sku_key)
-        .ok_or(Error::NotFound)?;
-    let location = locations.get(&row.location_key).ok_or_else(|| {
+) -> Result<&'a location::Model> {
+    let location = location.ok_or_else(|| {
         Error::bad_field(
             "locationCode",
-            format!("no location has the code '{}'", result.location_code),
+            format!("no location has the code '{}'", row.location.as_str()),
         )
     })?;
     if location.is_archived() {
@@ -538,73 +791,7 @@ fn apply_row(
             format!("location {} is archived and takes no stock", location.code),
         ));
     }
-    let lot_code = row.lot.as_ref().map_or("", |lot| lot.code.as_str());
-    let before = locked.buckets.on_hand(location.id, lot_code);
-    result.stock_before = Some(before);
-    result.stock_after = Some(before);
-
-    let sequence_key = (locked.product.id, location.id);
-    if let Some(sequence) = row.sequence
-        && let Some(&last) = last_sequences.get(&sequence_key)
-        && sequence <= last
-    {
-        result.message = Some(format!(
-            "sourceSequence {sequence} is not newer than {last}, the last one applied for this product and location"
-        ));
-        return Ok(SyncRowStatus::Stale);
-    }
-
-    let status_before = StockStatus::of(&locked.product);
-    let today = locked.today;
-    let (kind, allocation) = match row.change {
-        RowChange::SetOnHand(target) => {
-            if target > before {
-                locked.ensure_room(target - before)?;
-            }
-            let allocation =
-                locked
-                    .buckets
-                    .set_on_hand(location, row.lot.as_ref(), target, today, now())?;
-            (MovementKind::Adjustment, allocation)
-        }
-        RowChange::Delta(0) => (MovementKind::Add, None),
-        RowChange::Delta(delta) if delta > 0 => {
-            locked.ensure_room(delta)?;
-            let allocation = locked
-                .buckets
-                .add(location, row.lot.as_ref(), delta, today, now())?;
-            (MovementKind::Add, Some(allocation))
-        }
-        RowChange::Delta(delta) => {
-            let mut taken = locked
-                .buckets
-                .take(Source::Bucket(location.id, lot_code), -delta)?;
-            let allocation: Option<Allocation> = taken.pop();
-            (MovementKind::Reduce, allocation)
-        }
-    };
-    if let Some(sequence) = row.sequence {
-        // Later rows of this call for the same product and location must be newer still.
-        last_sequences.insert(sequence_key, sequence);
-        let newest = new_sequences.entry(sequence_key).or_insert(sequence);
-        *newest = (*newest).max(sequence);
-    }
-    let Some(allocation) = allocation else {
-        return Ok(SyncRowStatus::Unchanged);
-    };
-    result.stock_after = Some(allocation.stock_after);
-    locked.record(
-        vec![allocation],
-        MovementNote {
-            kind,
-            reason: Some(row.reason.clone()),
-            idempotency_key: None,
-            actor,
-        },
-    )?;
-    result.crossed_threshold = status_before == StockStatus::InStock
-        && StockStatus::of(&locked.product) == StockStatus::LowStock;
-    Ok(SyncRowStatus::Applied)
+    Ok(location)
 }
 
 /// The locations the rows name (archived ones too, so their rows say so), by case-folded code, locked for
@@ -613,7 +800,7 @@ async fn lock_locations(
     transaction: &impl ConnectionTrait,
     rows: &[&CheckedRow],
 ) -> Result<HashMap<String, location::Model>> {
-    let keys: Vec<String> = distinct(rows.iter().map(|row| row.location_key.clone()));
+    let keys: Vec<String> = distinct(rows.iter().map(|row| row.location.key()));
     let mut found = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(INSERT_CHUNK) {
         let locations = location::Entity::find()
@@ -636,7 +823,7 @@ async fn find_products(
     transaction: &impl ConnectionTrait,
     rows: &[&CheckedRow],
 ) -> Result<HashMap<String, Uuid>> {
-    let keys: Vec<String> = distinct(rows.iter().map(|row| row.sku_key.clone()));
+    let keys: Vec<String> = distinct(rows.iter().map(|row| row.sku.key()));
     let mut found = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(INSERT_CHUNK) {
         let products: Vec<(Uuid, String)> = product::Entity::find()

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod concurrency;
+mod csv_files;
 mod deadlines;
 mod field_errors;
 mod flash_sale;
