@@ -2,6 +2,7 @@
 //! and `stockroom --help` documents all of them.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::TypedValueParser;
@@ -54,6 +55,81 @@ pub enum Command {
         #[arg(long, default_value = "1h", value_parser = positive_duration)]
         ttl: Duration,
     },
+    /// Upload a CSV inventory file to a running server (`POST /imports/inventory`) with a
+    /// progress bar, and print the summary. Exits 0 when every row was applied, 1 when rows
+    /// failed or nothing was committed, 2 when the server refused the file or could not be
+    /// reached.
+    Import {
+        /// The CSV file (`sku,name,reorder_level,location,on_hand,lot,expires_on`).
+        file: PathBuf,
+        /// Where the server is.
+        #[command(flatten)]
+        remote: Remote,
+        /// Evaluate and report, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// What happens to the good rows when some fail.
+        #[arg(long, value_enum, default_value = "reject-everything")]
+        error_policy: ErrorPolicy,
+        /// The movements' reason (`csv-import` when omitted).
+        #[arg(long)]
+        source: Option<String>,
+        /// Also write the per-row CSV report (the file plus `status,error_code,error`) here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Download an export from a running server: the inventory (one line per bucket, the
+    /// import's columns) or the ledger (one line per allocation).
+    Export {
+        /// Which export.
+        #[arg(value_enum)]
+        what: ExportKind,
+        /// Where the server is.
+        #[command(flatten)]
+        remote: Remote,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Movements only: from this instant (RFC 3339) or date, inclusive.
+        #[arg(long)]
+        from: Option<String>,
+        /// Movements only: before this instant or date.
+        #[arg(long)]
+        to: Option<String>,
+    },
+}
+
+/// A running server the `import` and `export` subcommands talk to.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub struct Remote {
+    /// The server's base URL (plain HTTP).
+    #[arg(
+        long,
+        env = "STOCKROOM_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+    /// A bearer token (see `stockroom token`); none in open mode.
+    #[arg(long, env = "STOCKROOM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// What an import does with the good rows when some fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ErrorPolicy {
+    /// Any failed row: nothing is applied.
+    RejectEverything,
+    /// Good rows are applied, failed ones reported.
+    RejectFailedRows,
+}
+
+/// The exports `stockroom export` downloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportKind {
+    /// `GET /exports/inventory.csv`.
+    Inventory,
+    /// `GET /exports/movements.csv`.
+    Movements,
 }
 
 /// Settings of the server, shared by every subcommand.

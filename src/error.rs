@@ -244,14 +244,23 @@ fn is_unavailable(error: &DbErr) -> bool {
     };
     match sqlx.as_ref() {
         Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::Io(_) | Sqlx::WorkerCrashed => true,
-        Sqlx::Database(database) => database.code().is_some_and(|code| {
-            if let Ok(sqlite_code) = code.parse::<i32>() {
-                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with any extended code.
-                matches!(sqlite_code & 0xff, 5 | 6)
-            } else {
+        Sqlx::Database(database) => {
+            let Some(code) = database.code() else {
+                return false;
+            };
+            // Told apart by the error's type, not by the code's looks: PostgreSQL's SQLSTATEs
+            // can be all digits too (57014, 40001, 53300).
+            if database
+                .try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
                 is_retryable_sqlstate(&code)
+            } else {
+                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with any extended code.
+                code.parse::<i32>()
+                    .is_ok_and(|sqlite_code| matches!(sqlite_code & 0xff, 5 | 6))
             }
-        }),
+        }
         _ => false,
     }
 }

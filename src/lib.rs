@@ -2,10 +2,9 @@
 
 /// Bearer tokens, callers, and which role each operation needs.
 pub mod auth;
-/// The subcommands besides `serve`.
 /// The stock board page at `GET /`.
 pub mod board;
-
+/// The subcommands besides `serve`.
 pub mod cli;
 /// Today's date, which decides when lots expire.
 pub mod clock;
@@ -33,6 +32,8 @@ pub mod maintenance;
 pub mod metrics;
 /// HTTP middleware: request deadlines, loopback-only hosts in open mode, layer error bodies.
 pub mod middleware;
+/// The `import` and `export` subcommands: clients of a running server.
+pub mod remote;
 /// The REST facade over the same services.
 pub mod rest;
 /// Business rules and transactions.

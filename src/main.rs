@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use stockroom::config::{Cli, Command, Config};
 use stockroom::startup::Application;
-use stockroom::{cli, telemetry};
+use stockroom::{cli, remote, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -14,6 +14,29 @@ async fn main() -> ExitCode {
         Command::Schema => cli::schema(),
         Command::Token { role, subject, ttl } => cli::token(&config, role, &subject, ttl),
         Command::Verify { as_of } => cli::verify(&config, as_of).await,
+        Command::Import {
+            file,
+            remote,
+            dry_run,
+            error_policy,
+            source,
+            report,
+        } => {
+            let options = remote::ImportArguments {
+                dry_run,
+                error_policy,
+                source,
+                report,
+            };
+            remote::import(&remote, &file, &options).await
+        }
+        Command::Export {
+            what,
+            remote,
+            output,
+            from,
+            to,
+        } => remote::export(&remote, what, output.as_deref(), from, to).await,
         Command::Serve => {
             telemetry::init(config.log_format, "info", std::io::stdout);
             match serve(&config).await {

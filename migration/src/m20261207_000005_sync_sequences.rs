@@ -1,4 +1,4 @@
-//! Warehouse sync: the last `sourceSequence` applied per (source, product, location), so a
+//! Warehouse sync: the last `sourceSequence` applied per (source, product, location, lot), so a
 //! count that arrives late or twice is recognised as stale and changes nothing.
 
 use sea_orm_migration::prelude::*;
@@ -17,6 +17,12 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(SyncSequences::ProductId).uuid().not_null())
                     .col(ColumnDef::new(SyncSequences::LocationId).uuid().not_null())
                     .col(
+                        ColumnDef::new(SyncSequences::LotCode)
+                            .text()
+                            .not_null()
+                            .default(""),
+                    )
+                    .col(
                         ColumnDef::new(SyncSequences::LastSequence)
                             .big_integer()
                             .not_null(),
@@ -30,7 +36,8 @@ impl MigrationTrait for Migration {
                         Index::create()
                             .col(SyncSequences::Source)
                             .col(SyncSequences::ProductId)
-                            .col(SyncSequences::LocationId),
+                            .col(SyncSequences::LocationId)
+                            .col(SyncSequences::LotCode),
                     )
                     .foreign_key(
                         ForeignKey::create()
@@ -74,6 +81,7 @@ enum SyncSequences {
     Source,
     ProductId,
     LocationId,
+    LotCode,
     LastSequence,
     UpdatedAt,
 }

@@ -8,6 +8,7 @@ use super::ApiError;
 use super::extract::{JsonBody, idempotency_key};
 use crate::auth::Caller;
 use crate::auth::policy::authorize;
+use crate::domain::IdempotencyKey;
 use crate::service::{Services, SyncRequest, SyncResult};
 
 /// Applies a sync: `200` with the result, also when rows failed (each row says why). The key
@@ -20,8 +21,9 @@ pub async fn bulk_update(
 ) -> Result<Json<SyncResult>, ApiError> {
     let actor = authorize(&caller, "syncStock")?;
     if let Some(header_key) = idempotency_key(&headers)? {
-        match &request.idempotency_key {
-            Some(body_key) if body_key != header_key.as_str() => {
+        let body_key = IdempotencyKey::parse(request.idempotency_key.as_deref())?;
+        match body_key {
+            Some(body_key) if body_key.as_str() != header_key.as_str() => {
                 return Err(ApiError::bad_request(
                     "the Idempotency-Key header and the body's idempotencyKey differ",
                 ));

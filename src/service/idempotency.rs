@@ -239,12 +239,37 @@ async fn claim<T: Replayable>(
     if matches!(inserted, TryInsertResult::Inserted(rows) if rows > 0) {
         return Ok(None);
     }
-    let existing = idempotency_key::Entity::find()
+    stored_outcome(transaction, scope, request)
+        .await?
+        .ok_or_else(|| Error::internal("an idempotency key conflicted but cannot be read"))
+        .map(Some)
+}
+
+/// What a request with this key would get now, without claiming the key (a dry run): the
+/// stored outcome when the key was used for this same request, `IDEMPOTENCY_KEY_REUSED` when
+/// for another, `None` when it is unused (or claimed by a request still running).
+pub(super) async fn peek<T: Replayable>(
+    transaction: &DatabaseTransaction,
+    scope: &str,
+    request: &IdempotentRequest,
+) -> Result<Option<Result<T>>> {
+    stored_outcome(transaction, scope, request).await
+}
+
+/// The outcome stored with the key, if it was committed.
+async fn stored_outcome<T: Replayable>(
+    transaction: &DatabaseTransaction,
+    scope: &str,
+    request: &IdempotentRequest,
+) -> Result<Option<Result<T>>> {
+    let Some(existing) = idempotency_key::Entity::find()
         .filter(Column::Scope.eq(scope))
         .filter(Column::Key.eq(request.key.as_str()))
         .one(transaction)
         .await?
-        .ok_or_else(|| Error::internal("an idempotency key conflicted but cannot be read"))?;
+    else {
+        return Ok(None);
+    };
     if existing.operation != request.operation || existing.fingerprint != request.fingerprint {
         return Err(Error::IdempotencyKeyReused);
     }

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use super::Actor;
 use super::sync::{
     Catalogue, CheckedRow, Evaluation, RowChange, RowOutcome, SyncErrorPolicy, SyncRowStatus,
-    evaluate,
+    describe, evaluate,
 };
 use crate::clock::Clock;
 use crate::database::Database;
@@ -355,14 +355,15 @@ impl ImportReport {
                         Error::InsufficientStock { .. } | Error::StockLimitExceeded => Some(4),
                         _ => None,
                     };
+                    let text = describe(other);
                     match column.and_then(|column| Some((column, columns.positions[column]?))) {
                         Some((column, position)) => format!(
-                            "line {}, column {} ({}): {other}",
+                            "line {}, column {} ({}): {text}",
                             row.line,
                             position + 1,
                             COLUMNS[column]
                         ),
-                        None => format!("line {}: {other}", row.line),
+                        None => format!("line {}: {text}", row.line),
                     }
                 }
             };

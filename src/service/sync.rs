@@ -9,8 +9,8 @@
 //!   products in ascending id order (so two syncs over overlapping products, in any row order,
 //!   cannot deadlock), each with its buckets.
 //! - Rows are evaluated in input order against the locked state, in memory. A row whose
-//!   `sourceSequence` is not newer than the last one applied for its (source, product,
-//!   location) is `STALE`. Under `REJECT_EVERYTHING` any failed row means nothing is written.
+//!   `sourceSequence` is not newer than the last one applied from its source to its bucket
+//!   (product, location, lot) is `STALE`. Under `REJECT_EVERYTHING` any failed row means nothing is written.
 //! - The writes go out together, with the new sequences; events follow the commit.
 //!
 //! A dry run is this same code: it evaluates, writes, and then rolls back instead of
@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::buckets::{Allocation, LotInput, Source};
-use super::idempotency::{IdempotentRequest, Replayable, run_write};
+use super::idempotency::{IdempotentRequest, Replayable, peek, run_write};
 use super::locations::main_location_id;
 use super::locked::{INSERT_CHUNK, LockedProduct, MovementNote, columns};
 use super::products::StockStatus;
@@ -34,7 +34,9 @@ use super::statements::Writes;
 use super::{Actor, now};
 use crate::clock::Clock;
 use crate::database::Database;
-use crate::domain::{IdempotencyKey, LocationCode, LotCode, MAX_STOCK, ProductName, Reason, Sku};
+use crate::domain::{
+    IdempotencyKey, LocationCode, LotCode, MAX_STOCK, ProductName, Reason, Sku, fold_case,
+};
 use crate::entity::stock_movement::MovementKind;
 use crate::entity::{location, product, sync_sequence};
 use crate::error::{Error, Result};
@@ -42,6 +44,9 @@ use crate::events::{EventBus, StockEvent};
 
 /// The most rows one call takes unless configured otherwise.
 pub const DEFAULT_MAX_SYNC_ROWS: usize = 10_000;
+
+/// The largest `sourceSequence`: a GraphQL `Int`, so both transports take the same ones.
+pub const MAX_SEQUENCE: i64 = i32::MAX as i64;
 
 /// The longest source name accepted, in characters.
 pub const MAX_SOURCE_CHARS: usize = 64;
@@ -237,6 +242,10 @@ pub(super) struct RowOutcome {
     pub crossed_threshold: bool,
 }
 
+/// What a sequence is kept for: one bucket (product, location, lot code; empty for the
+/// lot-less stock).
+type SequenceKey = (Uuid, Uuid, String);
+
 /// A call that passed its checks.
 struct CheckedCall {
     source: String,
@@ -281,12 +290,26 @@ impl SyncService {
     pub async fn sync(&self, request: SyncRequest, actor: &Actor) -> Result<SyncResult> {
         let key = IdempotencyKey::parse(request.idempotency_key.as_deref())
             .map_err(|error| error.on_field("idempotencyKey"))?;
-        let fingerprint = fingerprint(&request);
         let dry_run = request.dry_run;
         let call = self.check(request)?;
+        let fingerprint = fingerprint(&call);
         let clock = self.clock.clone();
+        let idempotency = key.map(|key| IdempotentRequest {
+            key,
+            operation: "syncStock",
+            fingerprint,
+        });
         if dry_run {
             let transaction = self.database.begin_write().await?;
+            // A call already made with this key would replay: so does its dry run.
+            if let Some(request) = &idempotency
+                && let Some(outcome) =
+                    peek::<SyncResult>(&transaction, &actor.subject, request).await?
+            {
+                let mut result = outcome?;
+                result.dry_run = true;
+                return Ok(result);
+            }
             let evaluation = evaluate_call(&*transaction, &call, actor, &clock).await?;
             let mut result = sync_result(&call, evaluation.committed, &evaluation.outcomes);
             evaluation.writes.execute(&*transaction).await?;
@@ -295,11 +318,6 @@ impl SyncService {
             result.dry_run = true;
             return Ok(result);
         }
-        let idempotency = key.map(|key| IdempotentRequest {
-            key,
-            operation: "syncStock",
-            fingerprint,
-        });
         let author = actor.clone();
         run_write(
             &self.database,
@@ -359,10 +377,33 @@ impl SyncService {
     }
 }
 
-/// The SHA-256 of the call's arguments (all but `dryRun` and the key), so a key's stored
-/// fingerprint stays small however many rows the call had.
-fn fingerprint(request: &SyncRequest) -> String {
-    let arguments = serde_json::json!([request.source, request.error_policy, request.rows]);
+/// The SHA-256 of the call as checked (all but `dryRun` and the key): what the rows mean, not
+/// how they were spelled, so the same call over GraphQL and REST, with defaults written out
+/// or left out and codes in any case, is the same request. The stored fingerprint stays small
+/// however many rows the call had.
+fn fingerprint(call: &CheckedCall) -> String {
+    let rows: Vec<serde_json::Value> = call
+        .rows
+        .iter()
+        .map(|(raw, checked)| match checked {
+            Ok(row) => serde_json::json!([
+                row.sku.key(),
+                row.location.key(),
+                match row.change {
+                    Some(RowChange::SetOnHand(count)) => serde_json::json!({ "onHand": count }),
+                    Some(RowChange::Delta(delta)) => serde_json::json!({ "delta": delta }),
+                    None => serde_json::Value::Null,
+                },
+                row.lot.as_ref().map(|lot| lot.code.as_str()),
+                row.lot.as_ref().and_then(|lot| lot.expires_on),
+                row.sequence,
+                row.reason.as_str(),
+            ]),
+            // A row that fails its checks is the same request only when it is the same row.
+            Err(_) => serde_json::json!({ "unchecked": raw }),
+        })
+        .collect();
+    let arguments = serde_json::json!([fold_case(&call.source), call.error_policy, rows]);
     Sha256::digest(arguments.to_string().as_bytes())
         .iter()
         .map(|byte| format!("{byte:02x}"))
@@ -411,6 +452,14 @@ fn check_row(source: &str, row: &SyncRow) -> Result<CheckedRow> {
         .lot
         .as_ref()
         .map(|lot| {
+            if let Some(day) = lot.expires_on
+                && !(1..=9999).contains(&day.year())
+            {
+                return Err(Error::bad_field(
+                    "lot",
+                    format!("expiresOn must be a date from year 1 to 9999 (got {day})"),
+                ));
+            }
             Ok::<_, Error>(LotInput {
                 code: LotCode::parse(&lot.code)?,
                 expires_on: lot.expires_on,
@@ -418,11 +467,11 @@ fn check_row(source: &str, row: &SyncRow) -> Result<CheckedRow> {
         })
         .transpose()?;
     if let Some(sequence) = row.source_sequence
-        && sequence < 0
+        && !(0..=MAX_SEQUENCE).contains(&sequence)
     {
         return Err(Error::bad_field(
             "sourceSequence",
-            format!("sourceSequence must not be negative (got {sequence})"),
+            format!("sourceSequence must be 0 to {MAX_SEQUENCE} (got {sequence})"),
         ));
     }
     let note = match row.reason.as_deref().map(str::trim) {
@@ -440,6 +489,17 @@ fn check_row(source: &str, row: &SyncRow) -> Result<CheckedRow> {
         reason,
         catalogue: None,
     })
+}
+
+/// A failed row's message: the error's, with the figures of a shortage.
+pub(super) fn describe(error: &Error) -> String {
+    match error {
+        Error::InsufficientStock {
+            available,
+            requested,
+        } => format!("{error} ({available} available, {requested} needed)"),
+        other => other.to_string(),
+    }
 }
 
 /// Evaluates a sync call's rows.
@@ -495,7 +555,7 @@ fn sync_result(call: &CheckedCall, committed: bool, outcomes: &[RowOutcome]) -> 
             message: outcome
                 .error
                 .as_ref()
-                .map(ToString::to_string)
+                .map(describe)
                 .or_else(|| outcome.note.clone()),
             stock_before: outcome.stock_before,
             stock_after: outcome.stock_after,
@@ -528,7 +588,9 @@ pub(super) async fn evaluate(
             .into_iter()
             .map(|locked| (locked.product.id, locked))
             .collect();
-    let mut last_sequences = read_sequences(transaction, source, &ids).await?;
+    // Sources are names people type: `WH-2` and `wh-2` are one sequence.
+    let source_key = fold_case(source.trim());
+    let mut last_sequences = read_sequences(transaction, &source_key, &ids).await?;
     if checked.iter().any(|row| row.catalogue.is_some()) && !locations.contains_key(MAIN_KEY) {
         let main = location::Entity::find_by_id(main_location_id())
             .lock_shared()
@@ -586,7 +648,7 @@ pub(super) async fn evaluate(
         for product in locked {
             events.extend(product.save_into(&mut writes));
         }
-        push_sequences(&mut writes, source, new_sequences);
+        push_sequences(&mut writes, &source_key, new_sequences);
     }
     Ok(Evaluation {
         outcomes,
@@ -604,9 +666,9 @@ struct Engine<'a> {
     product_ids: &'a mut HashMap<String, Uuid>,
     locations: &'a HashMap<String, location::Model>,
     products: &'a mut HashMap<Uuid, LockedProduct>,
-    last_sequences: &'a mut HashMap<(Uuid, Uuid), i64>,
+    last_sequences: &'a mut HashMap<SequenceKey, i64>,
     /// The newest sequence applied per (product, location) by these rows: stored at the end.
-    new_sequences: HashMap<(Uuid, Uuid), i64>,
+    new_sequences: HashMap<SequenceKey, i64>,
     actor: &'a Actor,
     today: NaiveDate,
 }
@@ -673,13 +735,13 @@ impl Engine<'_> {
             let before = locked.buckets.on_hand(location.id, lot_code);
             outcome.stock_before = Some(before);
             outcome.stock_after = Some(before);
-            let sequence_key = (locked.product.id, location.id);
+            let sequence_key = (locked.product.id, location.id, lot_code.to_owned());
             if let Some(sequence) = row.sequence
                 && let Some(&last) = self.last_sequences.get(&sequence_key)
                 && sequence <= last
             {
                 outcome.note = Some(format!(
-                    "sourceSequence {sequence} is not newer than {last}, the last one applied for this product and location"
+                    "sourceSequence {sequence} is not newer than {last}, the last one applied to this product's stock in this location and lot"
                 ));
                 return Ok(SyncRowStatus::Stale);
             }
@@ -766,8 +828,9 @@ impl Engine<'_> {
         row: &CheckedRow,
     ) {
         if let Some(sequence) = row.sequence {
-            let key = (locked.product.id, location.id);
-            self.last_sequences.insert(key, sequence);
+            let lot_code = row.lot.as_ref().map_or("", |lot| lot.code.as_str());
+            let key = (locked.product.id, location.id, lot_code.to_owned());
+            self.last_sequences.insert(key.clone(), sequence);
             let newest = self.new_sequences.entry(key).or_insert(sequence);
             *newest = (*newest).max(sequence);
         }
@@ -845,7 +908,7 @@ async fn read_sequences(
     transaction: &impl ConnectionTrait,
     source: &str,
     product_ids: &[Uuid],
-) -> Result<HashMap<(Uuid, Uuid), i64>> {
+) -> Result<HashMap<SequenceKey, i64>> {
     use sync_sequence::Column;
     let mut found = HashMap::new();
     for chunk in product_ids.chunks(INSERT_CHUNK) {
@@ -854,25 +917,28 @@ async fn read_sequences(
             .filter(Column::ProductId.is_in(chunk.iter().copied()))
             .all(transaction)
             .await?;
-        found.extend(
-            rows.into_iter()
-                .map(|row| ((row.product_id, row.location_id), row.last_sequence)),
-        );
+        found.extend(rows.into_iter().map(|row| {
+            (
+                (row.product_id, row.location_id, row.lot_code),
+                row.last_sequence,
+            )
+        }));
     }
     Ok(found)
 }
 
 /// Stores the newest sequence per (product, location), replacing older ones.
-fn push_sequences(writes: &mut Writes, source: &str, sequences: HashMap<(Uuid, Uuid), i64>) {
+fn push_sequences(writes: &mut Writes, source: &str, sequences: HashMap<SequenceKey, i64>) {
     use sync_sequence::Column;
     let updated_at = now();
     let mut rows: Vec<sync_sequence::ActiveModel> = sequences
         .into_iter()
         .map(
-            |((product_id, location_id), last_sequence)| sync_sequence::ActiveModel {
+            |((product_id, location_id, lot_code), last_sequence)| sync_sequence::ActiveModel {
                 source: sea_orm::ActiveValue::Set(source.to_owned()),
                 product_id: sea_orm::ActiveValue::Set(product_id),
                 location_id: sea_orm::ActiveValue::Set(location_id),
+                lot_code: sea_orm::ActiveValue::Set(lot_code),
                 last_sequence: sea_orm::ActiveValue::Set(last_sequence),
                 updated_at: sea_orm::ActiveValue::Set(updated_at),
             },
@@ -885,9 +951,14 @@ fn push_sequences(writes: &mut Writes, source: &str, sequences: HashMap<(Uuid, U
         writes.push(
             sync_sequence::Entity::insert_many(chunk)
                 .on_conflict(
-                    OnConflict::columns([Column::Source, Column::ProductId, Column::LocationId])
-                        .update_columns([Column::LastSequence, Column::UpdatedAt])
-                        .to_owned(),
+                    OnConflict::columns([
+                        Column::Source,
+                        Column::ProductId,
+                        Column::LocationId,
+                        Column::LotCode,
+                    ])
+                    .update_columns([Column::LastSequence, Column::UpdatedAt])
+                    .to_owned(),
                 )
                 .into_query(),
             binds,

@@ -15,6 +15,38 @@ on_both_backends!(with_args ["--request-timeout", "1s"] =>
     reductions_that_time_out_behind_a_held_row_lock_change_nothing);
 on_both_backends!(readiness_and_reads_answer_while_fifty_writers_queue_behind_a_held_row_lock);
 
+/// A statement that waits on a row lock past `--db-statement-timeout` is cancelled by
+/// PostgreSQL (SQLSTATE 57014): that is "try again", `UNAVAILABLE`, never `INTERNAL`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_waiting_past_the_statement_timeout_is_unavailable_and_changes_nothing_on_postgres()
+{
+    let app = crate::helpers::spawn_app_with(
+        crate::helpers::Backend::Postgres,
+        &["--db-statement-timeout", "1s"],
+    )
+    .await;
+    let id = id_of(&app.create_product("Held", "HELD-1", 10, 0).await);
+    let release = hold_row_lock(&app.database_url, &id).await;
+    let sync = "mutation { syncStock(input: { source: \"wh\", rows: [{ sku: \"HELD-1\", onHand: 3 }] }) { applied } }";
+    let response = app.graphql(sync, json!({})).await;
+    assert_eq!(
+        response["errors"][0]["extensions"]["code"], "UNAVAILABLE",
+        "{response:#}"
+    );
+    let reduce = reduce_over_rest(&app, &id, Some("held-key")).await;
+    assert_eq!(
+        (reduce.0, &reduce.1["code"]),
+        (503, &json!("UNAVAILABLE")),
+        "{}",
+        reduce.1
+    );
+    release.send(()).unwrap();
+    assert_eq!(app.product(&id).await["stock"], 10);
+    let retried = app.graphql(sync, json!({})).await;
+    assert_no_errors(&retried);
+    assert_eq!(app.product(&id).await["stock"], 3);
+}
+
 /// A transaction on its own connection that holds `product_id`'s row lock (PostgreSQL
 /// `SELECT ... FOR UPDATE`; SQLite has no row locks, so the database's write lock) until the
 /// returned sender is used or dropped.

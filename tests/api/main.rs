@@ -4,6 +4,7 @@
 #[macro_use]
 mod helpers;
 
+mod cli;
 mod concurrency;
 mod csv_files;
 mod deadlines;

@@ -26,6 +26,10 @@ on_both_backends!(
     a_retried_sync_with_its_key_replays_its_result_and_changes_nothing_again,
     the_rest_bulk_update_takes_the_same_input_and_answers_the_same_result,
     two_syncs_over_the_same_500_products_in_opposite_order_racing_reductions_both_commit,
+    sequences_are_kept_per_lot_and_sources_ignore_case,
+    out_of_range_dates_and_sequences_fail_their_row_on_both_transports,
+    a_dry_run_with_a_used_key_answers_what_the_retry_answers,
+    the_same_call_over_graphql_and_rest_is_one_request_for_its_key,
 );
 
 on_both_backends!(with_args ["--max-sync-rows", "3"] =>
@@ -605,6 +609,104 @@ async fn two_syncs_over_the_same_500_products_in_opposite_order_racing_reduction
         assert!(possible.contains(&stock), "{}: {stock}", skus[index]);
     }
     verify(&app).await;
+}
+
+async fn sequences_are_kept_per_lot_and_sources_ignore_case(app: TestApp) {
+    let id = id_of(&app.create_product("Cheese", "CHEESE-1", 0, 0).await);
+    // One count file, one sequence number, three buckets of one location: all apply.
+    let count = sync(
+        &app,
+        json!({ "source": "WH", "rows": [
+            { "sku": "CHEESE-1", "lot": { "code": "A", "expiresOn": "2031-01-01" }, "onHand": 10, "sourceSequence": 7 },
+            { "sku": "CHEESE-1", "lot": { "code": "B", "expiresOn": "2031-02-01" }, "onHand": 20, "sourceSequence": 7 },
+            { "sku": "CHEESE-1", "onHand": 30, "sourceSequence": 7 },
+        ] }),
+    )
+    .await;
+    assert_eq!(statuses(&count), ["APPLIED", "APPLIED", "APPLIED"]);
+    // A first count of another lot is not stale for having a lower number than lot A's.
+    let first_of_c = sync(
+        &app,
+        json!({ "source": "wh", "rows": [
+            { "sku": "CHEESE-1", "lot": { "code": "C" }, "onHand": 5, "sourceSequence": 3 },
+            { "sku": "CHEESE-1", "lot": { "code": "A", "expiresOn": "2031-01-01" }, "onHand": 1, "sourceSequence": 7 },
+            { "sku": "CHEESE-1", "onHand": 1, "sourceSequence": 6 },
+        ] }),
+    )
+    .await;
+    // `wh` is `WH`: its sequences hold.
+    assert_eq!(statuses(&first_of_c), ["APPLIED", "STALE", "STALE"]);
+    assert_eq!(state(&app, &id).await["stock"], 10 + 20 + 30 + 5);
+}
+
+async fn out_of_range_dates_and_sequences_fail_their_row_on_both_transports(app: TestApp) {
+    let id = id_of(&app.create_product("Dated", "DTX-1", 0, 0).await);
+    let body = json!({ "source": "D", "errorPolicy": "REJECT_FAILED_ROWS", "rows": [
+        { "sku": "DTX-1", "delta": 5 },
+        { "sku": "DTX-1", "lot": { "code": "Z2", "expiresOn": "-4714-01-01" }, "delta": 1 },
+        { "sku": "DTX-1", "lot": { "code": "Z3", "expiresOn": "+20000-01-01" }, "delta": 1 },
+        { "sku": "DTX-1", "delta": 1, "sourceSequence": 2147483648_i64 },
+        { "sku": "DTX-1", "delta": 1, "sourceSequence": 2147483647 },
+    ] });
+    let response = app
+        .rest(Method::POST, "/products/bulk-update", Some(body))
+        .await;
+    assert_eq!(response.status, 200, "{:#}", response.body);
+    assert_eq!(
+        statuses(&response.body),
+        ["APPLIED", "FAILED", "FAILED", "FAILED", "APPLIED"]
+    );
+    for index in 1..4 {
+        assert_eq!(response.body["rows"][index]["code"], "BAD_USER_INPUT");
+    }
+    assert_eq!(state(&app, &id).await["stock"], 6);
+    // GraphQL takes the largest sequence REST takes, and sees it stored.
+    let graphql = sync(
+        &app,
+        json!({ "source": "D", "rows": [{ "sku": "DTX-1", "delta": 1, "sourceSequence": 2147483647 }] }),
+    )
+    .await;
+    assert_eq!(statuses(&graphql), ["STALE"]);
+}
+
+async fn a_dry_run_with_a_used_key_answers_what_the_retry_answers(app: TestApp) {
+    let id = id_of(&app.create_product("Keyed", "KEY-1", 0, 0).await);
+    let input = json!({ "source": "wh", "idempotencyKey": "k-a", "rows": [
+        { "sku": "KEY-1", "onHand": 4, "sourceSequence": 1 },
+    ] });
+    let real = sync(&app, input.clone()).await;
+    assert_eq!(statuses(&real), ["APPLIED"]);
+    let mut dry_input = input.clone();
+    dry_input["dryRun"] = json!(true);
+    let dry = sync(&app, dry_input.clone()).await;
+    let mut expected = real.clone();
+    expected["dryRun"] = json!(true);
+    assert_eq!(dry, expected, "the retry would replay, so the dry run does");
+    dry_input["rows"][0]["onHand"] = json!(5);
+    let reused = app.graphql(SYNC, json!({ "input": dry_input })).await;
+    assert_error(&reused, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(state(&app, &id).await["stock"], 4);
+}
+
+async fn the_same_call_over_graphql_and_rest_is_one_request_for_its_key(app: TestApp) {
+    let id = id_of(&app.create_product("Twice", "FP-1", 0, 0).await);
+    let first = sync(
+        &app,
+        json!({ "source": "wh", "idempotencyKey": "fp", "rows": [{ "sku": "FP-1", "delta": 1 }] }),
+    )
+    .await;
+    // The same rows over REST, SKU in other case, the default location written out.
+    let again = app
+        .rest(
+            Method::POST,
+            "/products/bulk-update",
+            Some(json!({ "source": "wh", "idempotencyKey": "fp",
+                         "rows": [{ "sku": "fp-1", "delta": 1, "locationCode": "main" }] })),
+        )
+        .await;
+    assert_eq!(again.status, 200, "{:#}", again.body);
+    assert_eq!(again.body["applied"], first["applied"]);
+    assert_eq!(state(&app, &id).await["stock"], 1, "applied once");
 }
 
 // --- A dry run equals the real run: random states, random batches ---------------------------
