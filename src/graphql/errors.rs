@@ -97,7 +97,14 @@ fn set_code(error: &mut ServerError) {
     }
     let Some(domain_error) = domain_error else {
         if extensions.get("code").is_none() {
-            extensions.set("code", "BAD_USER_INPUT");
+            // A persisted query this instance does not know: the client sends the text again
+            // (Apollo's links look for this code).
+            let code = if error.message == "PersistedQueryNotFound" {
+                "PERSISTED_QUERY_NOT_FOUND"
+            } else {
+                "BAD_USER_INPUT"
+            };
+            extensions.set("code", code);
         }
         return;
     };

@@ -150,6 +150,14 @@ pub async fn graphql_get(
         Ok(request) => request,
         Err(message) => return request_error(media, &message),
     };
+    if request.query.is_empty() {
+        // Whether a hash stands for a query or a mutation is known only once it is looked up,
+        // and GET must never run a mutation: hashes alone come with POST.
+        return request_error(
+            media,
+            "a persisted query sent with GET must carry its text; send its hash alone with POST",
+        );
+    }
     if !is_query(&request) {
         return error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -201,8 +209,14 @@ fn parse_url_parameters(raw_query: &str) -> Result<Request, String> {
 /// The request parameters of the specification: `query` (a string, required), and optional
 /// `operationName` (string), `variables` and `extensions` (maps); `null` counts as absent.
 fn parse_parameters(mut parameters: Map<String, Value>) -> Result<Request, String> {
+    // An automatic persisted query may come as its hash alone (`extensions.persistedQuery`).
+    let persisted = parameters
+        .get("extensions")
+        .and_then(|extensions| extensions.get("persistedQuery"))
+        .is_some();
     let query = match parameters.remove("query") {
         Some(Value::String(query)) => query,
+        None | Some(Value::Null) if persisted => String::new(),
         Some(_) => return Err("`query` must be a string".to_owned()),
         None => return Err("the request has no `query`".to_owned()),
     };

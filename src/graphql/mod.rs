@@ -3,6 +3,7 @@
 mod authorization;
 pub mod context;
 mod document;
+mod documents;
 mod errors;
 mod graphiql;
 mod http;
@@ -20,6 +21,9 @@ pub use graphiql::{ASSETS_PATH as GRAPHIQL_ASSETS_PATH, asset as graphiql_asset}
 pub use http::{error_response, graphql_get, graphql_post};
 pub use ws::{WebSocketSettings, graphql_ws};
 
+use async_graphql::extensions::apollo_persisted_queries::{
+    ApolloPersistedQueries, LruCacheStorage,
+};
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use crate::service::Services;
@@ -71,6 +75,9 @@ pub struct GraphqlSettings {
     pub graphiql: bool,
 }
 
+/// How many automatic persisted queries each instance keeps.
+const PERSISTED_QUERIES: usize = 1024;
+
 /// The schema with its services and limits, ready to execute requests.
 pub fn build_schema(services: Services, settings: &GraphqlSettings) -> AppSchema {
     let mut builder = schema_builder()
@@ -96,7 +103,12 @@ pub fn build_schema(services: Services, settings: &GraphqlSettings) -> AppSchema
             max_aliases: settings.max_aliases,
             max_root_fields: settings.max_root_fields,
             max_complexity: settings.max_complexity,
-        });
+        })
+        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
+            PERSISTED_QUERIES,
+        )))
+        // Innermost, so that every check above runs on each request.
+        .extension(documents::DocumentCache::default());
     if !settings.introspection {
         // Suggestions would leak the schema that introspection hides.
         builder = builder.disable_introspection().disable_suggestions();

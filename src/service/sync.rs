@@ -160,6 +160,9 @@ pub struct SyncRowResult {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncResult {
+    /// This result's id: each call (and each dry run) gets its own; a replay answers the
+    /// original's.
+    pub id: Uuid,
     /// Whether the changes were committed (on a dry run: whether they would be).
     pub committed: bool,
     /// Whether this was a dry run (then nothing was written).
@@ -528,6 +531,7 @@ async fn evaluate_call(
 /// A sync call's result, from its rows' outcomes.
 fn sync_result(call: &CheckedCall, committed: bool, outcomes: &[RowOutcome]) -> SyncResult {
     let mut result = SyncResult {
+        id: Uuid::now_v7(),
         committed,
         dry_run: false,
         applied: 0,

@@ -13,6 +13,7 @@ on_both_backends!(
     a_dry_run_import_answers_what_the_import_answers_and_writes_nothing,
     an_exported_inventory_imported_again_changes_nothing,
     the_movements_export_lists_each_allocation_within_the_range,
+    an_import_racing_reductions_and_a_sync_loses_no_unit,
 );
 
 on_both_backends!(with_args ["--max-import-bytes", "2000", "--max-import-rows", "6", "--max-sync-rows", "3"] =>
@@ -628,4 +629,58 @@ async fn viewers_export_and_managers_import(app: TestApp) {
         let reply = upload(&caller, "", b"sku,on_hand\nKEEP-1,5\n", "application/json").await;
         assert_eq!(reply.status, import_status, "{role:?}: {}", reply.text);
     }
+}
+
+async fn an_import_racing_reductions_and_a_sync_loses_no_unit(app: TestApp) {
+    const PRODUCTS: usize = 300;
+    let skus: Vec<String> = (0..PRODUCTS).map(|n| format!("RACE-{n:03}")).collect();
+    let mut ids = Vec::with_capacity(PRODUCTS);
+    for chunk in skus.chunks(50) {
+        let created = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|sku| app.create_product("Racer", sku, 100, 0)),
+        )
+        .await;
+        ids.extend(created.iter().map(id_of));
+    }
+    let mut file = String::from("sku,on_hand\n");
+    for sku in &skus {
+        file.push_str(&format!("{sku},50\n"));
+    }
+    let sales: Vec<Value> = skus
+        .iter()
+        .rev()
+        .map(|sku| json!({ "sku": sku, "delta": -1 }))
+        .collect();
+    let sync = app.graphql(
+        "mutation($input: SyncStockInput!) { syncStock(input: $input) { committed applied } }",
+        json!({ "input": { "source": "sales", "rows": sales } }),
+    );
+    let reductions =
+        futures::future::join_all(ids.iter().step_by(3).map(|id| app.reduce_stock(id, 2)));
+    let (imported, synced, reductions) = tokio::join!(
+        import(&app, "?errorPolicy=REJECT_FAILED_ROWS", &file),
+        sync,
+        reductions
+    );
+    assert_eq!(imported["summary"]["updated"], PRODUCTS, "{imported:#}");
+    assert_no_errors(&synced);
+    assert_eq!(synced["data"]["syncStock"]["applied"], PRODUCTS);
+    for response in &reductions {
+        assert_no_errors(response);
+    }
+    // Each product ends at its count (50) less whatever came after it: the sale (1) and, for
+    // every third product, the reduction (2).
+    for (index, id) in ids.iter().enumerate().step_by(7) {
+        let stock = app.product(id).await["stock"].as_i64().unwrap();
+        let possible: &[i64] = if index % 3 == 0 {
+            &[50, 49, 48, 47]
+        } else {
+            &[50, 49]
+        };
+        assert!(possible.contains(&stock), "{}: {stock}", skus[index]);
+    }
+    let verified = app.graphql("{ verifyLedger { ok } }", json!({})).await;
+    assert_eq!(verified["data"]["verifyLedger"]["ok"], true, "{verified:#}");
 }

@@ -19,6 +19,7 @@ mod locations;
 mod metrics;
 mod migration;
 mod pagination;
+mod persisted_queries;
 mod postgres_server;
 mod products;
 mod relay;

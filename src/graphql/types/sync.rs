@@ -1,6 +1,6 @@
 //! Warehouse sync: the input of `syncStock` and its per-row result.
 
-use async_graphql::{Enum, InputObject, Result, SimpleObject};
+use async_graphql::{Enum, ID, InputObject, Result, SimpleObject};
 
 use super::location::LotInput;
 use crate::graphql::types::to_int;
@@ -126,6 +126,9 @@ impl From<ServiceRowStatus> for SyncRowStatus {
 /// One row's result.
 #[derive(SimpleObject)]
 pub struct SyncRowResult {
+    /// The row result's id: its call's id and its index (so client caches keep each call's
+    /// rows apart).
+    pub id: ID,
     /// The row's position in the input, from 0.
     pub index: i32,
     /// The SKU as sent.
@@ -151,6 +154,9 @@ pub struct SyncRowResult {
 /// and the other rows' statuses say what they would have done.
 #[derive(SimpleObject)]
 pub struct SyncResult {
+    /// This result's id: each call and each dry run gets its own; a replay with the
+    /// idempotency key answers the original's.
+    pub id: ID,
     /// Whether the changes were committed (on a dry run: whether they would be).
     pub committed: bool,
     /// Whether this was a dry run: then nothing was written.
@@ -170,7 +176,9 @@ pub struct SyncResult {
 impl SyncResult {
     /// The service's result, for GraphQL.
     pub fn from_service(result: ServiceResult) -> Result<Self> {
+        let id = result.id;
         Ok(Self {
+            id: ID(id.to_string()),
             committed: result.committed,
             dry_run: result.dry_run,
             applied: count(result.applied)?,
@@ -180,14 +188,15 @@ impl SyncResult {
             rows: result
                 .rows
                 .into_iter()
-                .map(row_result)
+                .map(|row| row_result(id, row))
                 .collect::<Result<_>>()?,
         })
     }
 }
 
-fn row_result(row: ServiceRowResult) -> Result<SyncRowResult> {
+fn row_result(call: uuid::Uuid, row: ServiceRowResult) -> Result<SyncRowResult> {
     Ok(SyncRowResult {
+        id: ID(format!("{call}.{}", row.index)),
         index: count(row.index)?,
         sku: row.sku,
         location_code: row.location_code,
