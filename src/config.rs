@@ -278,6 +278,16 @@ pub struct Config {
     )]
     pub max_import_rows: usize,
 
+    /// Most products kept in each instance's read cache (`product`, `productBySku`,
+    /// `productStatus`, the REST GETs); 0 turns caching off.
+    #[arg(
+        long,
+        env = "STOCKROOM_CACHE_CAPACITY",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub cache_capacity: u64,
+
     /// Longest a request may take before it is answered with `408` (e.g. `30s`).
     #[arg(long, env = "STOCKROOM_REQUEST_TIMEOUT", default_value = "30s", value_parser = positive_duration, global = true)]
     pub request_timeout: Duration,

@@ -4,6 +4,8 @@
 pub mod auth;
 /// The stock board page at `GET /`.
 pub mod board;
+/// Reads from memory: the product cache the commit stream keeps current.
+pub mod cache;
 /// The subcommands besides `serve`.
 pub mod cli;
 /// Today's date, which decides when lots expire.

@@ -9,6 +9,8 @@ use axum::extract::{FromRef, MatchedPath, Request};
 use axum::http::{HeaderValue, Method, header};
 use axum::routing::get;
 use tokio::net::TcpListener;
+
+use crate::cache::ProductCache;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -244,12 +246,13 @@ impl Application {
         if !config.no_migrate {
             database.migrate().await.map_err(StartupError::Migration)?;
         }
+        let cache = ProductCache::new(config.cache_capacity);
         let events = if database.is_postgres() {
-            EventBus::postgres(&config.database_url, config.event_buffer as usize)
+            EventBus::postgres(&config.database_url, config.event_buffer as usize, cache)
                 .await
                 .map_err(StartupError::Database)?
         } else {
-            EventBus::in_process(config.event_buffer as usize)
+            EventBus::in_process(config.event_buffer as usize, cache)
         };
         let mut services = Services::new(database, events);
         services.sync = services.sync.with_max_rows(config.max_sync_rows);

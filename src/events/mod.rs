@@ -23,6 +23,7 @@ use futures::Stream;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use tokio::sync::{Mutex, broadcast};
 
+use crate::cache::ProductCache;
 use crate::database::WriteTransaction;
 use crate::error::{Error, Result};
 
@@ -54,6 +55,8 @@ pub enum SubscriptionLost {
 pub struct EventBus {
     sender: broadcast::Sender<BusMessage>,
     delivery: Delivery,
+    /// Kept current by every event, before subscribers see it.
+    cache: ProductCache,
 }
 
 #[derive(Clone, Debug)]
@@ -67,24 +70,35 @@ enum Delivery {
 impl EventBus {
     /// A bus for a single process (SQLite). `capacity` is how many events a subscriber may
     /// fall behind before it is cut off.
-    pub fn in_process(capacity: usize) -> Self {
+    pub fn in_process(capacity: usize, cache: ProductCache) -> Self {
         Self {
             sender: broadcast::channel(capacity).0,
             delivery: Delivery::InProcess {
                 commit_order: Arc::new(Mutex::new(())),
             },
+            cache,
         }
     }
 
     /// A bus shared by every instance on one PostgreSQL database. Starts listening before it
     /// returns, so no event committed after that is missed.
-    pub async fn postgres(database_url: &str, capacity: usize) -> Result<Self, DbErr> {
+    pub async fn postgres(
+        database_url: &str,
+        capacity: usize,
+        cache: ProductCache,
+    ) -> Result<Self, DbErr> {
         let sender = broadcast::channel(capacity).0;
-        postgres::start_listener(database_url, sender.clone()).await?;
+        postgres::start_listener(database_url, sender.clone(), cache.clone()).await?;
         Ok(Self {
             sender,
             delivery: Delivery::Postgres,
+            cache,
         })
+    }
+
+    /// The product cache the events keep current.
+    pub fn product_cache(&self) -> &ProductCache {
+        &self.cache
     }
 
     /// Commits `transaction` and publishes `events`, which describe what it changed. Events are
@@ -112,12 +126,19 @@ impl EventBus {
                         ))
                         .await?;
                 }
-                transaction.commit().await
+                transaction.commit().await?;
+                // This instance reads its own writes at once; the listener brings the same
+                // events to every instance (this one again: an older version never wins).
+                for event in &events {
+                    self.cache.observe(event);
+                }
+                Ok(())
             }
             Delivery::InProcess { commit_order } => {
                 transaction.claim_commit()?;
                 let commit_order = commit_order.clone();
                 let sender = self.sender.clone();
+                let cache = self.cache.clone();
                 // The commit and its broadcast run as a task of their own: a caller that stops
                 // waiting (its client hung up) must not leave a committed change without its
                 // events.
@@ -125,6 +146,7 @@ impl EventBus {
                     let _in_order = commit_order.lock().await;
                     transaction.commit_claimed().await?;
                     for event in events {
+                        cache.observe(&event);
                         // An error only means nobody is subscribed right now.
                         let _ = sender.send(BusMessage::Event(Arc::new(event)));
                     }
@@ -175,7 +197,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_subscriber_that_falls_behind_is_told_and_its_stream_ends() {
-        let bus = EventBus::in_process(4);
+        let bus = EventBus::in_process(4, ProductCache::new(0));
         let mut slow = Box::pin(bus.subscribe());
         let mut keeping_up = Box::pin(bus.subscribe());
 
@@ -194,7 +216,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_gap_ends_every_subscription_with_an_interruption() {
-        let bus = EventBus::in_process(8);
+        let bus = EventBus::in_process(8, ProductCache::new(0));
         let mut subscription = Box::pin(bus.subscribe());
 
         bus.sender.send(BusMessage::Gap).unwrap();
@@ -208,7 +230,7 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_a_subscription_frees_its_receiver() {
-        let bus = EventBus::in_process(8);
+        let bus = EventBus::in_process(8, ProductCache::new(0));
         let subscription = bus.subscribe();
         assert_eq!(bus.subscriber_count(), 1);
 

@@ -33,6 +33,12 @@ struct EventPayload {
     /// The lot that expired, for a lot's expiry (absent in payloads before lots existed).
     #[serde(default)]
     lot: Option<LotSnapshot>,
+    /// The change deleted the product (absent before reads were cached).
+    #[serde(default)]
+    deleted: bool,
+    /// A change of the catalogue only (name, SKU, deletion): for caches, not subscribers.
+    #[serde(default)]
+    quiet: bool,
 }
 
 /// One committed change to a product: a stock movement, or an update of its reorder level.
@@ -48,6 +54,11 @@ pub struct StockEvent {
     pub occurred_at: DateTime<Utc>,
     /// The lot, when the change is a lot passing its date.
     pub lot: Option<LotSnapshot>,
+    /// Whether the change deleted the product.
+    pub deleted: bool,
+    /// Whether the change touched the catalogue only (a rename, a deletion, a restore): it
+    /// keeps every instance's product cache current, and subscriptions do not show it.
+    pub quiet: bool,
 }
 
 impl StockEvent {
@@ -64,6 +75,18 @@ impl StockEvent {
             was_low: before.map(product::Model::is_low_stock),
             occurred_at: product.updated_at,
             lot: None,
+            deleted: false,
+            quiet: false,
+        }
+    }
+
+    /// The event for a change of the catalogue only (name, SKU, reorder level, deletion or
+    /// restore) that left the product as `product`.
+    pub fn catalogue(before: &product::Model, product: &product::Model) -> Self {
+        Self {
+            deleted: product.is_deleted(),
+            quiet: true,
+            ..Self::new(Some(before), product, None)
         }
     }
 
@@ -100,6 +123,8 @@ impl StockEvent {
             was_low: self.was_low,
             occurred_at: self.occurred_at,
             lot: self.lot.clone(),
+            deleted: self.deleted,
+            quiet: self.quiet,
         };
         serde_json::to_string(&payload).expect("an event always serializes")
     }
@@ -113,6 +138,8 @@ impl StockEvent {
             was_low: payload.was_low,
             occurred_at: payload.occurred_at,
             lot: payload.lot,
+            deleted: payload.deleted,
+            quiet: payload.quiet,
         })
     }
 }

@@ -8,6 +8,7 @@ use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 
 use super::{BusMessage, CHANNEL, StockEvent};
+use crate::cache::ProductCache;
 
 /// The `application_name` of the listener's connection, so operators can find it.
 pub const LISTENER_APPLICATION_NAME: &str = "stockroom-listener";
@@ -16,6 +17,7 @@ pub const LISTENER_APPLICATION_NAME: &str = "stockroom-listener";
 pub(super) async fn start_listener(
     database_url: &str,
     sender: broadcast::Sender<BusMessage>,
+    cache: ProductCache,
 ) -> Result<(), DbErr> {
     let separator = if database_url.contains('?') { '&' } else { '?' };
     let url = format!("{database_url}{separator}application_name={LISTENER_APPLICATION_NAME}");
@@ -26,11 +28,15 @@ pub(super) async fn start_listener(
         .listen(CHANNEL)
         .await
         .map_err(|error| DbErr::Custom(format!("cannot LISTEN for events: {error}")))?;
-    tokio::spawn(forward(listener, sender));
+    tokio::spawn(forward(listener, sender, cache));
     Ok(())
 }
 
-async fn forward(mut listener: PgListener, sender: broadcast::Sender<BusMessage>) {
+async fn forward(
+    mut listener: PgListener,
+    sender: broadcast::Sender<BusMessage>,
+    cache: ProductCache,
+) {
     let mut retry_delay = Duration::from_millis(100);
     loop {
         match listener.try_recv().await {
@@ -38,6 +44,9 @@ async fn forward(mut listener: PgListener, sender: broadcast::Sender<BusMessage>
                 retry_delay = Duration::from_millis(100);
                 match StockEvent::from_payload(notification.payload()) {
                     Ok(event) => {
+                        // The cache first: once a subscriber has seen a change, no read on
+                        // this instance returns the product as it was before.
+                        cache.observe(&event);
                         // An error only means nobody is subscribed right now.
                         let _ = sender.send(BusMessage::Event(event.into()));
                     }
@@ -52,10 +61,12 @@ async fn forward(mut listener: PgListener, sender: broadcast::Sender<BusMessage>
                 tracing::warn!(
                     "the event listener lost its PostgreSQL connection and reconnected; subscribers may have missed events and are being closed"
                 );
+                cache.clear();
                 let _ = sender.send(BusMessage::Gap);
             }
             Err(error) => {
                 tracing::warn!(%error, retry_in = ?retry_delay, "the event listener cannot reach PostgreSQL; retrying");
+                cache.clear();
                 let _ = sender.send(BusMessage::Gap);
                 tokio::time::sleep(retry_delay).await;
                 retry_delay = (retry_delay * 2).min(Duration::from_secs(5));

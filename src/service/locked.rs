@@ -488,6 +488,17 @@ impl LockedProduct {
         if !self.changed {
             return self.events;
         }
+        // Every saved version reaches the product caches: when the last event does not show
+        // the product as saved (a sweep changed it after, or alone), a quiet event does.
+        if self
+            .events
+            .last()
+            .is_none_or(|event| event.product.version != self.product.version)
+        {
+            let before = self.product.clone();
+            self.events
+                .push(StockEvent::catalogue(&before, &self.product));
+        }
         if !self.ended_reservations.is_empty() {
             use reservation::Column;
             writes.push(

@@ -163,10 +163,17 @@ impl ProductService {
 
     /// A live product by id; `None` when missing or deleted.
     pub async fn find(&self, id: Uuid) -> Result<Option<product::Model>> {
-        Ok(product::Entity::find_by_id(id)
-            .filter(Column::DeletedAt.is_null())
+        let cache = self.events.product_cache();
+        if let Some(known) = cache.get(id) {
+            return Ok(known.map(|product| product::Model::clone(&product)));
+        }
+        let found = product::Entity::find_by_id(id)
             .one(self.database.connection())
-            .await?)
+            .await?;
+        if let Some(product) = &found {
+            cache.fill(product);
+        }
+        Ok(found.filter(|product| !product.is_deleted()))
     }
 
     /// Live products by id, in one query (missing and deleted ones are simply absent).
@@ -189,11 +196,19 @@ impl ProductService {
     /// The live product with this SKU, compared case-insensitively.
     pub async fn find_by_sku(&self, sku: &str) -> Result<Option<product::Model>> {
         let key = fold_case(sku.trim());
-        Ok(product::Entity::find()
+        let cache = self.events.product_cache();
+        if let Some(product) = cache.get_by_sku(&key) {
+            return Ok(Some(product::Model::clone(&product)));
+        }
+        let found = product::Entity::find()
             .filter(Column::SkuKey.eq(key))
             .filter(Column::DeletedAt.is_null())
             .one(self.database.connection())
-            .await?)
+            .await?;
+        if let Some(product) = &found {
+            cache.fill(product);
+        }
+        Ok(found)
     }
 
     /// Up to `limit` products matching `filter` in id order (creation order, as ids are
@@ -350,11 +365,12 @@ impl ProductService {
                 Some(sku) => Error::from_sku_write(error, sku),
                 None => Error::from(error),
             })?;
-        let mut events = Vec::new();
-        if reorder_level_changed && updated.is_low_stock() {
-            events.push(StockEvent::new(Some(&current), &updated, None));
-        }
-        self.events.commit(transaction, events).await?;
+        let event = if reorder_level_changed && updated.is_low_stock() {
+            StockEvent::new(Some(&current), &updated, None)
+        } else {
+            StockEvent::catalogue(&current, &updated)
+        };
+        self.events.commit(transaction, vec![event]).await?;
         Ok(updated)
     }
 
@@ -363,10 +379,12 @@ impl ProductService {
         let transaction = self.database.begin_write().await?;
         let current = lock_live_product(&*transaction, id).await?;
         check_version(&current, expected_version)?;
-        let mut row = bump(current)?;
+        let mut row = bump(current.clone())?;
         row.deleted_at = Set(Some(now()));
         let deleted = row.update(&*transaction).await?;
-        transaction.commit().await?;
+        self.events
+            .commit(transaction, vec![StockEvent::catalogue(&current, &deleted)])
+            .await?;
         Ok(deleted)
     }
 
@@ -381,13 +399,18 @@ impl ProductService {
             return Ok(current);
         }
         let sku = current.sku.clone();
-        let mut row = bump(current)?;
+        let mut row = bump(current.clone())?;
         row.deleted_at = Set(None);
         let restored = row
             .update(&*transaction)
             .await
             .map_err(|error| Error::from_sku_write(error, &sku))?;
-        transaction.commit().await?;
+        self.events
+            .commit(
+                transaction,
+                vec![StockEvent::catalogue(&current, &restored)],
+            )
+            .await?;
         Ok(restored)
     }
 }

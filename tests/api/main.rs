@@ -4,6 +4,7 @@
 #[macro_use]
 mod helpers;
 
+mod cache;
 mod cli;
 mod concurrency;
 mod csv_files;

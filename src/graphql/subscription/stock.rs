@@ -109,6 +109,8 @@ fn events(
         .subscribe()
         .filter_map(move |event| {
             future::ready(match event {
+                // Catalogue-only changes keep caches current; no subscription shows them.
+                Ok(event) if event.quiet => None,
                 Ok(event) => wanted
                     .as_ref()
                     .is_none_or(|ids| ids.contains(&event.product.id))
