@@ -293,13 +293,12 @@ impl LockedProduct {
         self.advance()?;
         // As `updateProduct` publishes them: a new reorder level that leaves the product low
         // is a `lowStock` event, any other catalogue change a quiet one.
-        let event = if self.product.reorder_level != before.reorder_level
-            && self.product.is_low_stock()
-        {
-            StockEvent::new(Some(&before), &self.product, None)
-        } else {
-            StockEvent::catalogue(&before, &self.product)
-        };
+        let event =
+            if self.product.reorder_level != before.reorder_level && self.product.is_low_stock() {
+                StockEvent::new(Some(&before), &self.product, None)
+            } else {
+                StockEvent::catalogue(&before, &self.product)
+            };
         self.events.push(event);
         Ok(true)
     }
