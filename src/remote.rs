@@ -124,6 +124,11 @@ async fn run_import(
     }
     let summary = match &arguments.report {
         Some(path) => {
+            let committed = response
+                .headers()
+                .get("x-import-committed")
+                .and_then(|value| value.to_str().ok())
+                .map(|value| value == "true");
             let text = response
                 .text()
                 .await
@@ -131,7 +136,8 @@ async fn run_import(
             tokio::fs::write(path, &text)
                 .await
                 .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
-            let summary = summary_of_report(&text)?;
+            let mut summary = summary_of_report(&text)?;
+            summary.committed = committed;
             println!("report written to {}", path.display());
             summary
         }

@@ -95,6 +95,9 @@ pub async fn import(
         .into_response());
     }
     // The report is as long as the file: it is written to disk too, then streamed from there.
+    // Whether it was committed (on a dry run: would be) travels in a header, as the rows
+    // cannot say it.
+    let committed = report.summary.committed;
     let path = upload.path().to_path_buf();
     let written = tokio::task::spawn_blocking(move || -> Result<tempfile::NamedTempFile, Error> {
         let mut out = tempfile::NamedTempFile::new().map_err(Error::internal)?;
@@ -111,7 +114,12 @@ pub async fn import(
     // On Unix the open file stays readable after its name is removed with `written`.
     drop(written);
     let stream = tokio_util::io::ReaderStream::new(file);
-    Ok(csv_response(Body::from_stream(stream), "import-report.csv"))
+    let mut response = csv_response(Body::from_stream(stream), "import-report.csv");
+    response.headers_mut().insert(
+        "x-import-committed",
+        HeaderValue::from_static(if committed { "true" } else { "false" }),
+    );
+    Ok(response)
 }
 
 /// Stores the request body in a temporary file. A body over the route's limit is a `413`.

@@ -34,6 +34,18 @@ use crate::events::EventBus;
 
 use super::buckets::LotInput;
 
+/// How often a chunk runs before its error is the answer.
+const CHUNK_ATTEMPTS: u64 = 5;
+
+/// The most failed rows an import reports with their messages (the CSV report gives every
+/// failed row its code); the count of all is in the summary.
+pub const MAX_REPORTED_FAILURES: usize = 1_000;
+
+/// Errors after which a chunk is worth running again.
+fn retryable(error: &Error) -> bool {
+    error.is_sku_taken() || matches!(error, Error::Unavailable(_))
+}
+
 /// Rows per transaction of a `REJECT_FAILED_ROWS` import.
 pub const IMPORT_CHUNK_ROWS: usize = 1_000;
 
@@ -135,8 +147,10 @@ pub struct ImportReport {
     pub summary: ImportSummary,
     /// The rows that failed, in file order.
     pub failed_rows: Vec<FailedRow>,
-    /// Every data row's status, in file order.
-    statuses: Vec<ImportRowStatus>,
+    /// Every data row's status and, for a failed row, its code, in file order.
+    statuses: Vec<(ImportRowStatus, Option<&'static str>)>,
+    /// The messages of the reported failed rows, by row index.
+    messages: HashMap<usize, String>,
 }
 
 /// Imports inventory files.
@@ -258,12 +272,29 @@ impl ImportService {
             },
             failed_rows: Vec::new(),
             statuses: Vec::with_capacity(rows),
+            messages: HashMap::new(),
         };
+        // Set when a chunk failed after earlier ones committed: the rest is reported, not applied.
+        let mut stopped: Option<Error> = None;
         while let Some(chunk) = receiver.recv().await {
             let chunk = chunk?;
+            if let Some(error) = &stopped {
+                report.add_not_applied(&chunk, error);
+                continue;
+            }
             let checked: Vec<Result<CheckedRow>> =
                 chunk.iter().map(|row| row.checked.clone()).collect();
-            let evaluation = self.apply_chunk(&source, &checked, &options, actor).await?;
+            let evaluation = match self.apply_chunk(&source, &checked, &options, actor).await {
+                Ok(evaluation) => evaluation,
+                // Nothing committed yet: the error is the whole answer, and it is true.
+                Err(error) if report.summary.transactions == 0 => return Err(error),
+                // Earlier chunks stay committed: say so, and which rows were not applied.
+                Err(error) => {
+                    report.add_not_applied(&chunk, &error);
+                    stopped = Some(error);
+                    continue;
+                }
+            };
             report.summary.transactions += 1;
             report.summary.committed &= evaluation.committed;
             for (row, outcome) in chunk.iter().zip(&evaluation.outcomes) {
@@ -300,7 +331,19 @@ impl ImportService {
             let writes = std::mem::take(&mut evaluation.writes);
             match writes.execute(&*transaction).await {
                 Ok(()) => {}
-                Err(error) if error.is_sku_taken() && attempts < 2 => continue,
+                // Someone created one of these SKUs meanwhile, or two imports crossed (a
+                // deadlock, which PostgreSQL breaks): the chunk runs again from the start and
+                // finds what is there now.
+                Err(error) if retryable(&error) && attempts < CHUNK_ATTEMPTS => {
+                    drop(transaction);
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempts)).await;
+                    continue;
+                }
+                Err(error) if error.is_sku_taken() => {
+                    return Err(Error::unavailable(
+                        "products with these SKUs kept being created meanwhile; try again",
+                    ));
+                }
                 Err(error) => return Err(error),
             }
             if options.dry_run {
@@ -328,7 +371,12 @@ impl ImportReport {
             ImportRowStatus::Unchanged => self.summary.unchanged += 1,
             ImportRowStatus::Failed => self.summary.failed += 1,
         }
-        self.statuses.push(status);
+        let index = self.statuses.len();
+        self.statuses
+            .push((status, outcome.error.as_ref().map(Error::code)));
+        if self.failed_rows.len() >= MAX_REPORTED_FAILURES {
+            return;
+        }
         if let Some(error) = &outcome.error {
             let sku = match &row.checked {
                 Ok(checked) => checked.sku.as_str().to_owned(),
@@ -367,6 +415,7 @@ impl ImportReport {
                     }
                 }
             };
+            self.messages.insert(index, message.clone());
             self.failed_rows.push(FailedRow {
                 line: row.line,
                 sku,
@@ -374,6 +423,57 @@ impl ImportReport {
                 error: message,
             });
         }
+    }
+
+    /// Reports `chunk`'s rows as not applied because the import stopped with `error`.
+    fn add_not_applied(&mut self, chunk: &[ParsedRow], error: &Error) {
+        for row in chunk {
+            let outcome = RowOutcome {
+                status: SyncRowStatus::Failed,
+                created: false,
+                error: Some(error.clone()),
+                note: None,
+                stock_before: None,
+                stock_after: None,
+                crossed_threshold: false,
+            };
+            let index = self.statuses.len();
+            self.add_with_message(
+                row,
+                &outcome,
+                index,
+                format!(
+                    "line {}: not applied: the import stopped here ({error}); the rows before were applied",
+                    row.line
+                ),
+            );
+        }
+    }
+
+    fn add_with_message(
+        &mut self,
+        row: &ParsedRow,
+        outcome: &RowOutcome,
+        index: usize,
+        message: String,
+    ) {
+        self.summary.failed += 1;
+        let code = outcome.error.as_ref().map_or("INTERNAL", Error::code);
+        self.statuses.push((ImportRowStatus::Failed, Some(code)));
+        if self.failed_rows.len() >= MAX_REPORTED_FAILURES {
+            return;
+        }
+        self.messages.insert(index, message.clone());
+        self.failed_rows.push(FailedRow {
+            line: row.line,
+            sku: row
+                .checked
+                .as_ref()
+                .map(|checked| checked.sku.as_str().to_owned())
+                .unwrap_or_default(),
+            code: code.to_owned(),
+            error: message,
+        });
     }
 
     /// Writes the CSV report: the input file's rows as they were, each followed by its
@@ -389,28 +489,33 @@ impl ImportReport {
         }
         heading.extend(REPORT_COLUMNS.iter().map(|column| (*column).to_owned()));
         writer.write_record(&heading).map_err(Error::internal)?;
-        let errors: HashMap<u64, &FailedRow> =
-            self.failed_rows.iter().map(|row| (row.line, row)).collect();
-        let mut lines = LineFinder::open(input)?;
         let mut record = csv::StringRecord::new();
         let mut index = 0;
         while reader.read_record(&mut record).map_err(Error::internal)? {
             if is_blank(&record) {
                 continue;
             }
-            let line = lines.line_of(record.position().map_or(0, csv::Position::byte))?;
-            let status = self
+            let (status, code) = self
                 .statuses
                 .get(index)
                 .copied()
-                .unwrap_or(ImportRowStatus::Failed);
+                .unwrap_or((ImportRowStatus::Failed, Some("INTERNAL")));
+            let message = self.messages.get(&index).map_or_else(
+                || {
+                    if code.is_some() {
+                        format!("(only the first {MAX_REPORTED_FAILURES} failures are described)")
+                    } else {
+                        String::new()
+                    }
+                },
+                Clone::clone,
+            );
             index += 1;
             let mut fields: Vec<&str> = record.iter().collect();
             fields.resize(width.max(fields.len()), "");
-            let failure = errors.get(&line);
             fields.push(status.as_str());
-            fields.push(failure.map_or("", |row| row.code.as_str()));
-            fields.push(failure.map_or("", |row| row.error.as_str()));
+            fields.push(code.unwrap_or(""));
+            fields.push(&message);
             writer.write_record(&fields).map_err(Error::internal)?;
         }
         writer.flush().map_err(Error::internal)?;
@@ -429,6 +534,8 @@ struct LineFinder {
     breaks: u64,
     /// The first byte after them, when it was read ahead.
     ahead: Option<u8>,
+    /// The last byte counted was a `\r`.
+    after_cr: bool,
 }
 
 impl LineFinder {
@@ -440,7 +547,24 @@ impl LineFinder {
             offset: 0,
             breaks: 0,
             ahead: None,
+            after_cr: false,
         })
+    }
+
+    /// Counts a line break: `\n`, or a `\r` not followed by `\n` (as the csv reader ends
+    /// records at either).
+    fn count(&mut self, byte: u8) {
+        match byte {
+            b'\n' => self.breaks += 1,
+            b'\r' => self.after_cr = true,
+            _ => {}
+        }
+        if byte != b'\r' && self.after_cr {
+            self.after_cr = false;
+            if byte != b'\n' {
+                self.breaks += 1;
+            }
+        }
     }
 
     fn next_byte(&mut self) -> Result<Option<u8>> {
@@ -460,9 +584,7 @@ impl LineFinder {
             match self.next_byte()? {
                 Some(byte) => {
                     self.offset += 1;
-                    if byte == b'\n' {
-                        self.breaks += 1;
-                    }
+                    self.count(byte);
                 }
                 None => break,
             }
@@ -471,13 +593,12 @@ impl LineFinder {
             match self.next_byte()? {
                 Some(byte @ (b'\r' | b'\n')) => {
                     self.offset += 1;
-                    if byte == b'\n' {
-                        self.breaks += 1;
-                    }
+                    self.count(byte);
                 }
                 Some(byte) => {
                     self.ahead = Some(byte);
-                    return Ok(self.breaks + 1);
+                    // A lone `\r` just before is a line break not counted yet.
+                    return Ok(self.breaks + 1 + u64::from(self.after_cr));
                 }
                 None => return Ok(self.breaks + 1),
             }
@@ -774,7 +895,11 @@ fn check_record(
         .map(|raw| {
             NaiveDate::parse_from_str(raw, "%Y-%m-%d")
                 .ok()
-                .filter(|_| raw.len() == 10)
+                .filter(|day| {
+                    raw.len() == 10
+                        && raw.as_bytes()[0].is_ascii_digit()
+                        && (1..=9999).contains(&chrono::Datelike::year(day))
+                })
                 .ok_or_else(|| at(6, format!("'{raw}' is not a date (YYYY-MM-DD)")))
         })
         .transpose()?;

@@ -270,6 +270,54 @@ async fn a_broken_file_is_refused_naming_line_and_column_and_changes_nothing(app
     let inch = import(&app, "", "sku,name\nKEEP-1,Pipe 5\" steel\n").await;
     assert_eq!(inch["summary"]["updated"], 1, "{inch}");
     assert_eq!(by_sku(&app, "KEEP-1").await["name"], "Pipe 5\" steel");
+    // Old spreadsheets end lines with a lone CR: lines are still counted right, and each row
+    // of the report keeps its own outcome.
+    let cr = "sku,on_hand\rKEEP-1,abc\rNOPE-1,3\rKEEP-1,2\r";
+    let reply = upload(
+        &app,
+        "?errorPolicy=REJECT_FAILED_ROWS",
+        cr.as_bytes(),
+        "application/json",
+    )
+    .await;
+    let lines: Vec<(u64, &str)> = reply.json()["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["line"].as_u64().unwrap(),
+                row["code"].as_str().unwrap().to_owned().leak() as &str,
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [(2, "BAD_USER_INPUT"), (3, "NOT_FOUND")],
+        "{}",
+        reply.text
+    );
+    let report = upload(
+        &app,
+        "?errorPolicy=REJECT_FAILED_ROWS",
+        cr.as_bytes(),
+        "text/csv",
+    )
+    .await;
+    assert_eq!(report.status, 200);
+    let codes: Vec<String> = csv::Reader::from_reader(report.text.as_bytes())
+        .records()
+        .map(|record| record.unwrap()[3].to_owned())
+        .collect();
+    assert_eq!(codes, ["BAD_USER_INPUT", "NOT_FOUND", ""]);
+    // Dates outside years 1 to 9999 fail their row, as everywhere else.
+    let dated = import(
+        &app,
+        "?errorPolicy=REJECT_FAILED_ROWS",
+        "sku,on_hand,lot,expires_on\nKEEP-1,1,L0,0000-01-01\nKEEP-1,1,L9,+999-01-01\n",
+    )
+    .await;
+    assert_eq!(dated["summary"]["failed"], 2, "{dated:#}");
     // Not CSV at all.
     let json_body = app
         .client

@@ -285,3 +285,54 @@ async fn lost_database_connections_under_load_answer_unavailable_never_internal(
     let (code, output) = crate::helpers::run_verify(&app.database_url).await;
     assert_eq!(code, 0, "{output}");
 }
+
+/// An import whose later chunk cannot run (a row lock held past the statement timeout) answers
+/// what it did: the chunks before committed, the rest reported as not applied, never an error
+/// that hides committed stock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_stopped_after_a_committed_chunk_reports_what_was_applied_on_postgres() {
+    let app = crate::helpers::spawn_app_with(
+        crate::helpers::Backend::Postgres,
+        &["--db-statement-timeout", "1s", "--max-sync-rows", "3"],
+    )
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        ids.push(id_of(
+            &app.create_product("Chunked", &format!("CH-{n}"), 1, 0)
+                .await,
+        ));
+    }
+    let release = hold_row_lock(&app.database_url, &ids[4]).await;
+    let file: String = std::iter::once("sku,on_hand\n".to_owned())
+        .chain((0..6).map(|n| format!("CH-{n},7\n")))
+        .collect();
+    let reply = app
+        .client
+        .post(format!(
+            "{}/imports/inventory?errorPolicy=REJECT_FAILED_ROWS",
+            app.address
+        ))
+        .header("content-type", "text/csv")
+        .body(file)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let body: Value = reply.json().await.unwrap();
+    release.send(()).unwrap();
+    assert_eq!(body["summary"]["updated"], 3, "{body:#}");
+    assert_eq!(body["summary"]["failed"], 3, "{body:#}");
+    assert_eq!(body["summary"]["transactions"], 1, "{body:#}");
+    for row in body["rows"].as_array().unwrap() {
+        assert_eq!(row["code"], "UNAVAILABLE", "{row}");
+        assert!(
+            row["error"].as_str().unwrap().contains("not applied"),
+            "{row}"
+        );
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let expected = if n < 3 { 7 } else { 1 };
+        assert_eq!(app.product(id).await["stock"], expected, "CH-{n}");
+    }
+}
