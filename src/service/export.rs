@@ -155,6 +155,8 @@ async fn write_inventory(
     database: &Database,
     sender: &mpsc::Sender<Result<Vec<u8>>>,
 ) -> Result<()> {
+    // Every page from one snapshot: a product renamed meanwhile appears once, as it was.
+    let snapshot = read_snapshot(database).await?;
     let mut pieces = Pieces::new(sender);
     if !pieces.write(COLUMNS).await? {
         return Ok(());
@@ -194,7 +196,7 @@ async fn write_inventory(
             .order_by_asc(stock_bucket::Column::Id)
             .limit(PAGE_ROWS)
             .into_model::<InventoryLine>()
-            .all(database.connection())
+            .all(&snapshot)
             .await?;
         let full = page.len() as u64 == PAGE_ROWS;
         for line in &page {
@@ -345,6 +347,23 @@ async fn write_movements(
     }
     pieces.send().await?;
     Ok(())
+}
+
+/// A read-only transaction whose reads all see one moment (PostgreSQL `REPEATABLE READ`;
+/// SQLite's read transaction keeps its snapshot from the first read).
+async fn read_snapshot(database: &Database) -> Result<sea_orm::DatabaseTransaction> {
+    use sea_orm::{AccessMode, IsolationLevel, TransactionTrait};
+    let connection = database.connection();
+    Ok(if database.is_postgres() {
+        connection
+            .begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await?
+    } else {
+        connection.begin().await?
+    })
 }
 
 /// A movement kind as GraphQL and the ledger name it.
