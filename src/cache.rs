@@ -106,9 +106,31 @@ impl ProductCache {
         self.put(product.id, &product.sku_key, entry);
     }
 
+    /// Takes in committed changes; only each product's last one matters.
+    pub fn observe_all(&self, events: &[StockEvent]) {
+        if self.inner.is_none() {
+            return;
+        }
+        let mut seen = std::collections::HashSet::with_capacity(events.len());
+        for event in events.iter().rev() {
+            if seen.insert(event.product.id) {
+                self.observe(event);
+            }
+        }
+    }
+
     /// Takes in a committed change.
     pub fn observe(&self, event: &StockEvent) {
-        if self.inner.is_none() {
+        let Some(inner) = &self.inner else {
+            return;
+        };
+        // Most events reach an instance twice (its own commit, then the listener): the second
+        // time the entry is current already.
+        if inner
+            .products
+            .get(&event.product.id)
+            .is_some_and(|entry| entry.version() >= event.product.version)
+        {
             return;
         }
         let product = event.product.to_model();

@@ -129,9 +129,7 @@ impl EventBus {
                 transaction.commit().await?;
                 // This instance reads its own writes at once; the listener brings the same
                 // events to every instance (this one again: an older version never wins).
-                for event in &events {
-                    self.cache.observe(event);
-                }
+                self.cache.observe_all(&events);
                 Ok(())
             }
             Delivery::InProcess { commit_order } => {
@@ -145,8 +143,8 @@ impl EventBus {
                 tokio::spawn(async move {
                     let _in_order = commit_order.lock().await;
                     transaction.commit_claimed().await?;
+                    cache.observe_all(&events);
                     for event in events {
-                        cache.observe(&event);
                         // An error only means nobody is subscribed right now.
                         let _ = sender.send(BusMessage::Event(Arc::new(event)));
                     }
