@@ -16,11 +16,11 @@ mod stock;
 mod sync;
 
 pub use buckets::LotInput;
-pub use export::{CsvPieces, ExportService, MOVEMENT_COLUMNS, MovementRange};
+pub use export::{CsvPieces, ExportService, MovementRange};
 pub use idempotency::{IdempotentRequest, prune as prune_idempotency_keys};
 pub use import::{
-    COLUMNS as IMPORT_COLUMNS, DEFAULT_MAX_IMPORT_ROWS, FailedRow, IMPORT_CHUNK_ROWS,
-    ImportOptions, ImportReport, ImportRowStatus, ImportService, ImportSummary,
+    DEFAULT_MAX_IMPORT_ROWS, FailedRow, ImportOptions, ImportReport, ImportRowStatus,
+    ImportService, ImportSummary,
 };
 pub use ledger::{
     BucketMismatch, BucketStockAtTime, LedgerMismatch, LedgerReport, LedgerService,

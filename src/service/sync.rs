@@ -282,11 +282,6 @@ impl SyncService {
         self
     }
 
-    /// The most rows one call takes.
-    pub fn max_rows(&self) -> usize {
-        self.max_rows
-    }
-
     /// Applies a sync call (or, with `dry_run`, evaluates it and rolls back). Per-row problems
     /// are row results; the call itself fails only with `BAD_USER_INPUT` (source, row count,
     /// key), `IDEMPOTENCY_KEY_REUSED`, or a failure of the system.
