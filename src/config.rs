@@ -353,9 +353,63 @@ pub struct Config {
     /// How many events a live subscriber may fall behind before it is cut off (and told).
     #[arg(long, env = "STOCKROOM_EVENT_BUFFER", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub event_buffer: u32,
+
+    /// Publish every event to this RabbitMQ broker (AMQP 0-9-1), e.g.
+    /// `amqp://guest:guest@127.0.0.1:5672/%2f`. Give every instance the same broker.
+    #[arg(long, env = "STOCKROOM_AMQP_URL", value_parser = parse_secret, global = true)]
+    pub amqp_url: Option<SecretString>,
+
+    /// The topic exchange events are published to (declared durable on start); the routing
+    /// key is the event type.
+    #[arg(
+        long,
+        env = "STOCKROOM_AMQP_EXCHANGE",
+        default_value = "stockroom.events",
+        global = true
+    )]
+    pub amqp_exchange: String,
+
+    /// Let webhooks target loopback, private and link-local addresses (local development).
+    #[arg(long, env = "STOCKROOM_WEBHOOK_ALLOW_PRIVATE_TARGETS", global = true)]
+    pub webhook_allow_private_targets: bool,
+
+    /// The waits before each webhook retry, comma-separated (e.g. `5s,5m,30m`); a delivery
+    /// fails after the last one.
+    #[arg(long, env = "STOCKROOM_WEBHOOK_RETRY_SCHEDULE", value_delimiter = ',', default_value = "5s,5m,30m,2h,5h,10h,10h", value_parser = positive_duration, global = true)]
+    pub webhook_retry_schedule: Vec<Duration>,
+
+    /// How long one webhook attempt may take before it counts as failed.
+    #[arg(long, env = "STOCKROOM_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = positive_duration, global = true)]
+    pub webhook_timeout: Duration,
+
+    /// How long delivered events and finished webhook deliveries are kept.
+    #[arg(long, env = "STOCKROOM_OUTBOX_RETENTION", default_value = "7days", value_parser = positive_duration, global = true)]
+    pub outbox_retention: Duration,
+
+    /// Do not write events to the outbox: they then reach only live subscriptions (no broker,
+    /// no webhooks). For measuring what the outbox costs.
+    #[arg(long, env = "STOCKROOM_NO_OUTBOX", global = true)]
+    pub no_outbox: bool,
 }
 
 impl Config {
+    /// Where events leave the process.
+    pub fn relay(&self) -> crate::relay::RelaySettings {
+        crate::relay::RelaySettings {
+            amqp_url: self
+                .amqp_url
+                .as_ref()
+                .map(|url| url.expose_secret().to_owned()),
+            amqp_exchange: self.amqp_exchange.clone(),
+            webhooks: crate::relay::WebhookSettings {
+                allow_private_targets: self.webhook_allow_private_targets,
+                retry_schedule: self.webhook_retry_schedule.clone(),
+                timeout: self.webhook_timeout,
+            },
+            retention: self.outbox_retention,
+        }
+    }
+
     /// The database part of the configuration.
     pub fn database(&self) -> DatabaseSettings {
         DatabaseSettings {

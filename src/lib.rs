@@ -34,6 +34,8 @@ pub mod maintenance;
 pub mod metrics;
 /// HTTP middleware: request deadlines, loopback-only hosts in open mode, layer error bodies.
 pub mod middleware;
+/// Events leaving the process: the outbox relay to RabbitMQ, webhooks, pruning.
+pub mod relay;
 /// The `import` and `export` subcommands: clients of a running server.
 pub mod remote;
 /// The REST facade over the same services.

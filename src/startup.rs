@@ -21,13 +21,14 @@ use secrecy::ExposeSecret;
 use crate::auth::{Authenticator, MIN_SECRET_BYTES};
 use crate::board;
 use crate::config::Config;
-use crate::database::Database;
+use crate::database::{Database, DatabaseSettings};
 use crate::events::EventBus;
 use crate::graphql::{self, AppSchema, GraphqlSettings, WebSocketSettings};
 use crate::health;
 use crate::maintenance::{self, MaintenanceSettings};
 use crate::metrics;
 use crate::middleware;
+use crate::relay;
 use crate::rest::{self, ApiError};
 use crate::service::Services;
 use crate::telemetry::REQUEST_ID;
@@ -98,6 +99,9 @@ pub struct HttpLimits {
 }
 
 /// The HTTP routes over `state`, shared by `main` and the tests.
+/// Pooled connections of the outbox relay and the webhook dispatcher.
+const RELAY_CONNECTIONS: u32 = 4;
+
 pub fn router(state: AppState, limits: &HttpLimits) -> Router {
     let open_mode = state.authenticator.is_open();
     let mut router = Router::new()
@@ -253,8 +257,23 @@ impl Application {
                 .map_err(StartupError::Database)?
         } else {
             EventBus::in_process(config.event_buffer as usize, cache)
-        };
+        }
+        .with_outbox(!config.no_outbox);
+        if events.writes_outbox() {
+            // The relay has a small pool of its own: its polling never takes a connection a
+            // request needs, and a request's statements are its own.
+            let relay_database = Database::connect(&DatabaseSettings {
+                max_connections: RELAY_CONNECTIONS,
+                ..config.database()
+            })
+            .await
+            .map_err(StartupError::Database)?;
+            relay::spawn(relay_database, &events, config.relay());
+        }
         let mut services = Services::new(database, events);
+        services.webhooks = services
+            .webhooks
+            .with_private_targets(config.webhook_allow_private_targets);
         services.sync = services.sync.with_max_rows(config.max_sync_rows);
         services.imports = services
             .imports

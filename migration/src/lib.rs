@@ -10,6 +10,7 @@ mod m20261122_000002_create_stock_movements;
 mod m20261122_000003_reservations_idempotency_append_only;
 mod m20261206_000004_locations_and_lots;
 mod m20261207_000005_sync_sequences;
+mod m20261207_000006_outbox_and_webhooks;
 
 pub use m20261206_000004_locations_and_lots::MAIN_LOCATION_ID;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_reservations_idempotency_append_only::Migration),
             Box::new(m20261206_000004_locations_and_lots::Migration),
             Box::new(m20261207_000005_sync_sequences::Migration),
+            Box::new(m20261207_000006_outbox_and_webhooks::Migration),
         ]
     }
 }

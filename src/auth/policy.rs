@@ -23,6 +23,8 @@ pub const POLICY: &[(&str, Role)] = &[
     ("location", Role::Viewer),
     ("locationByCode", Role::Viewer),
     ("expiringLots", Role::Viewer),
+    ("webhooks", Role::Admin),
+    ("webhookDeliveries", Role::Admin),
     // Mutations
     ("createProduct", Role::Manager),
     ("updateProduct", Role::Manager),
@@ -39,6 +41,10 @@ pub const POLICY: &[(&str, Role)] = &[
     ("createLocation", Role::Admin),
     ("updateLocation", Role::Admin),
     ("archiveLocation", Role::Admin),
+    ("createWebhook", Role::Admin),
+    ("updateWebhook", Role::Admin),
+    ("deleteWebhook", Role::Admin),
+    ("redeliverWebhookEvent", Role::Admin),
     // Subscriptions
     ("lowStock", Role::Viewer),
     ("stockChanged", Role::Viewer),

@@ -3,6 +3,8 @@
 
 pub mod idempotency_key;
 pub mod location;
+pub mod outbox_event;
+pub mod outbox_sequence;
 pub mod product;
 pub mod reservation;
 pub mod reservation_hold;
@@ -10,3 +12,5 @@ pub mod stock_allocation;
 pub mod stock_bucket;
 pub mod stock_movement;
 pub mod sync_sequence;
+pub mod webhook;
+pub mod webhook_delivery;

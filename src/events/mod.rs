@@ -12,16 +12,20 @@
 //! holds up the others, and one that falls more than the channel's capacity behind is told so
 //! (its stream ends with [`SubscriptionLost::Lagged`]) rather than silently skipped.
 
+pub mod outbox;
 mod payload;
 mod postgres;
 
 pub use payload::{LotSnapshot, MovementSnapshot, ProductSnapshot, StockEvent};
 
+#[cfg(test)]
+pub(crate) use payload::tests::sample_event;
+
 use std::sync::Arc;
 
 use futures::Stream;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::{Mutex, broadcast, watch};
 
 use crate::cache::ProductCache;
 use crate::database::WriteTransaction;
@@ -57,6 +61,11 @@ pub struct EventBus {
     delivery: Delivery,
     /// Kept current by every event, before subscribers see it.
     cache: ProductCache,
+    /// Whether commits write their events to the outbox.
+    outbox: bool,
+    /// Counts commits seen (this instance's, and on PostgreSQL every instance's): the relay
+    /// wakes on it.
+    commits: watch::Sender<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -77,6 +86,8 @@ impl EventBus {
                 commit_order: Arc::new(Mutex::new(())),
             },
             cache,
+            outbox: true,
+            commits: watch::channel(0).0,
         }
     }
 
@@ -88,12 +99,33 @@ impl EventBus {
         cache: ProductCache,
     ) -> Result<Self, DbErr> {
         let sender = broadcast::channel(capacity).0;
-        postgres::start_listener(database_url, sender.clone(), cache.clone()).await?;
+        let commits = watch::channel(0).0;
+        postgres::start_listener(database_url, sender.clone(), cache.clone(), commits.clone())
+            .await?;
         Ok(Self {
             sender,
             delivery: Delivery::Postgres,
             cache,
+            outbox: true,
+            commits,
         })
+    }
+
+    /// Turns writing to the outbox off (`false`) or on: without it, events reach only live
+    /// subscriptions.
+    pub fn with_outbox(mut self, enabled: bool) -> Self {
+        self.outbox = enabled;
+        self
+    }
+
+    /// Whether commits write their events to the outbox.
+    pub fn writes_outbox(&self) -> bool {
+        self.outbox
+    }
+
+    /// Changes each time a commit is seen, here or (on PostgreSQL) on another instance.
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 
     /// The product cache the events keep current.
@@ -110,33 +142,53 @@ impl EventBus {
     ) -> Result<()> {
         match &self.delivery {
             Delivery::Postgres => {
+                let exported = if self.outbox {
+                    outbox::outbox_events(&events)
+                } else {
+                    Vec::new()
+                };
                 if !events.is_empty() {
                     // One statement for all of the transaction's events, however many: a batch
                     // of reductions holds its row lock for one round trip, not one per event.
                     // `WITH ORDINALITY ... ORDER BY` keeps them in the order they happened.
                     let payloads: Vec<String> = events.iter().map(StockEvent::to_payload).collect();
-                    let payloads = serde_json::to_string(&payloads).map_err(Error::internal)?;
-                    transaction
-                        .execute_raw(Statement::from_sql_and_values(
-                            DbBackend::Postgres,
-                            "SELECT pg_notify($1, payload) \
-                             FROM json_array_elements_text($2::json) WITH ORDINALITY AS event(payload, position) \
-                             ORDER BY position",
-                            [CHANNEL.into(), payloads.into()],
-                        ))
-                        .await?;
+                    if exported.is_empty() {
+                        let payloads = serde_json::to_string(&payloads).map_err(Error::internal)?;
+                        transaction
+                            .execute_raw(Statement::from_sql_and_values(
+                                DbBackend::Postgres,
+                                "SELECT pg_notify($1, payload) \
+                                 FROM json_array_elements_text($2::json) WITH ORDINALITY AS event(payload, position) \
+                                 ORDER BY position",
+                                [CHANNEL.into(), payloads.into()],
+                            ))
+                            .await?;
+                    } else {
+                        // The outbox rows and the notifications travel in the same statement.
+                        outbox::write(&*transaction, &exported, CHANNEL, &payloads).await?;
+                    }
                 }
                 transaction.commit().await?;
                 // This instance reads its own writes at once; the listener brings the same
                 // events to every instance (this one again: an older version never wins).
                 self.cache.observe_all(&events);
+                if !exported.is_empty() {
+                    self.commits.send_modify(|count| *count += 1);
+                }
                 Ok(())
             }
             Delivery::InProcess { commit_order } => {
+                let exported = if self.outbox {
+                    outbox::outbox_events(&events)
+                } else {
+                    Vec::new()
+                };
+                outbox::write(&*transaction, &exported, CHANNEL, &[]).await?;
                 transaction.claim_commit()?;
                 let commit_order = commit_order.clone();
                 let sender = self.sender.clone();
                 let cache = self.cache.clone();
+                let commits = self.commits.clone();
                 // The commit and its broadcast run as a task of their own: a caller that stops
                 // waiting (its client hung up) must not leave a committed change without its
                 // events.
@@ -144,6 +196,9 @@ impl EventBus {
                     let _in_order = commit_order.lock().await;
                     transaction.commit_claimed().await?;
                     cache.observe_all(&events);
+                    if !exported.is_empty() {
+                        commits.send_modify(|count| *count += 1);
+                    }
                     for event in events {
                         // An error only means nobody is subscribed right now.
                         let _ = sender.send(BusMessage::Event(Arc::new(event)));

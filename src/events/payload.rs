@@ -39,6 +39,9 @@ struct EventPayload {
     /// A change of the catalogue only (name, SKU, deletion): for caches, not subscribers.
     #[serde(default)]
     quiet: bool,
+    /// Units available before the change (absent before events left the process).
+    #[serde(default)]
+    was_available: Option<i64>,
 }
 
 /// One committed change to a product: a stock movement, or an update of its reorder level.
@@ -50,6 +53,8 @@ pub struct StockEvent {
     pub movement: Option<stock_movement::Model>,
     /// Whether the product was low before the change (`None`: it did not exist yet).
     pub was_low: Option<bool>,
+    /// Units available before the change (`None`: the product did not exist yet).
+    pub was_available: Option<i64>,
     /// When the change was made.
     pub occurred_at: DateTime<Utc>,
     /// The lot, when the change is a lot passing its date.
@@ -73,6 +78,7 @@ impl StockEvent {
             product: ProductSnapshot::from(product),
             movement,
             was_low: before.map(product::Model::is_low_stock),
+            was_available: before.map(product::Model::available),
             occurred_at: product.updated_at,
             lot: None,
             deleted: false,
@@ -102,10 +108,14 @@ impl StockEvent {
         }
     }
 
+    /// Units available after the change: stock less reserved and expired units.
+    pub fn available(&self) -> i64 {
+        self.product.stock - self.product.reserved - self.product.expired
+    }
+
     /// Whether the change left the product `LOW_STOCK` (judged on available units).
     pub fn is_low(&self) -> bool {
-        self.product.stock - self.product.reserved - self.product.expired
-            <= self.product.reorder_level
+        self.available() <= self.product.reorder_level
     }
 
     /// Whether the change moved the product from `IN_STOCK` to `LOW_STOCK` (a product created
@@ -125,6 +135,7 @@ impl StockEvent {
             lot: self.lot.clone(),
             deleted: self.deleted,
             quiet: self.quiet,
+            was_available: self.was_available,
         };
         serde_json::to_string(&payload).expect("an event always serializes")
     }
@@ -136,6 +147,7 @@ impl StockEvent {
             product: payload.product,
             movement: payload.movement.map(MovementSnapshot::into_model),
             was_low: payload.was_low,
+            was_available: payload.was_available,
             occurred_at: payload.occurred_at,
             lot: payload.lot,
             deleted: payload.deleted,
@@ -305,7 +317,7 @@ impl LotSnapshot {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::{ProductName, Reason, Sku};
     use crate::service::Actor;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sea_orm::DbErr;
 use sea_orm::sqlx::postgres::PgListener;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use super::{BusMessage, CHANNEL, StockEvent};
 use crate::cache::ProductCache;
@@ -18,6 +18,7 @@ pub(super) async fn start_listener(
     database_url: &str,
     sender: broadcast::Sender<BusMessage>,
     cache: ProductCache,
+    commits: watch::Sender<u64>,
 ) -> Result<(), DbErr> {
     let separator = if database_url.contains('?') { '&' } else { '?' };
     let url = format!("{database_url}{separator}application_name={LISTENER_APPLICATION_NAME}");
@@ -28,7 +29,7 @@ pub(super) async fn start_listener(
         .listen(CHANNEL)
         .await
         .map_err(|error| DbErr::Custom(format!("cannot LISTEN for events: {error}")))?;
-    tokio::spawn(forward(listener, sender, cache));
+    tokio::spawn(forward(listener, sender, cache, commits));
     Ok(())
 }
 
@@ -36,6 +37,7 @@ async fn forward(
     mut listener: PgListener,
     sender: broadcast::Sender<BusMessage>,
     cache: ProductCache,
+    commits: watch::Sender<u64>,
 ) {
     let mut retry_delay = Duration::from_millis(100);
     loop {
@@ -49,6 +51,8 @@ async fn forward(
                         cache.observe(&event);
                         // An error only means nobody is subscribed right now.
                         let _ = sender.send(BusMessage::Event(event.into()));
+                        // The relay, which wakes on commits of every instance.
+                        commits.send_modify(|count| *count += 1);
                     }
                     Err(error) => {
                         tracing::error!(%error, "ignoring an event that does not parse");

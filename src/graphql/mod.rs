@@ -37,6 +37,7 @@ pub struct Query(
     query::ReservationQuery,
     query::NodeQuery,
     query::LocationQuery,
+    query::WebhookQuery,
 );
 
 /// Every mutation, merged from the per-domain roots.
@@ -47,6 +48,7 @@ pub struct Mutation(
     mutation::ReservationMutation,
     mutation::LocationMutation,
     mutation::SyncMutation,
+    mutation::WebhookMutation,
 );
 
 /// Every subscription, merged from the per-domain roots.

@@ -110,6 +110,9 @@ pub(super) struct LockedProduct {
     changed: bool,
     /// A product made here, in memory: saving inserts its row instead of updating it.
     new_row: bool,
+    /// Whether the product was low, and how many units were available, when it was locked
+    /// (`None` for a product made here): where its events' "before" starts.
+    as_locked: Option<(bool, i64)>,
 }
 
 impl LockedProduct {
@@ -190,6 +193,7 @@ impl LockedProduct {
         buckets: Buckets,
         today: NaiveDate,
     ) -> Result<Self> {
+        let as_locked = Some((product.is_low_stock(), product.available()));
         let mut locked = Self {
             product,
             buckets,
@@ -200,6 +204,7 @@ impl LockedProduct {
             events: Vec::new(),
             changed: false,
             new_row: false,
+            as_locked,
         };
         locked.sweep_reservations(transaction).await?;
         locked.sweep_lots(transaction).await?;
@@ -269,6 +274,7 @@ impl LockedProduct {
             events: vec![event],
             changed: true,
             new_row: true,
+            as_locked: None,
         }
     }
 
@@ -505,6 +511,15 @@ impl LockedProduct {
             let before = self.product.clone();
             self.events
                 .push(StockEvent::catalogue(&before, &self.product));
+        }
+        // Each event's "before" is where the previous one left the product (the state as
+        // locked for the first), so a sweep's change is never lost between two events and a
+        // threshold crossing shows on exactly one of them.
+        let mut before = self.as_locked;
+        for event in &mut self.events {
+            event.was_low = before.map(|(low, _)| low);
+            event.was_available = before.map(|(_, available)| available);
+            before = Some((event.is_low(), event.available()));
         }
         if !self.ended_reservations.is_empty() {
             use reservation::Column;

@@ -14,6 +14,7 @@ mod reservations;
 mod statements;
 mod stock;
 mod sync;
+mod webhooks;
 
 pub use buckets::LotInput;
 pub use export::{CsvPieces, ExportService, MovementRange};
@@ -40,6 +41,8 @@ pub use sync::{
 };
 
 use chrono::{DateTime, SubsecRound, Utc};
+
+pub use webhooks::{NewWebhook, WebhookChanges, WebhookService};
 
 pub use crate::domain::Actor;
 
@@ -76,6 +79,8 @@ pub struct Services {
     pub imports: ImportService,
     /// CSV exports of the inventory and the ledger.
     pub exports: ExportService,
+    /// Webhooks and their delivery log.
+    pub webhooks: WebhookService,
     database: Database,
     events: EventBus,
     clock: Clock,
@@ -94,6 +99,7 @@ impl Services {
             sync: SyncService::new(database.clone(), events.clone(), clock.clone()),
             imports: ImportService::new(database.clone(), events.clone(), clock.clone()),
             exports: ExportService::new(database.clone()),
+            webhooks: WebhookService::new(database.clone()),
             database,
             events,
             clock,

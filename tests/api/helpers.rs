@@ -26,7 +26,8 @@ pub enum Backend {
 }
 
 /// Runs each named `async fn(TestApp)` once per backend, as `<name>::sqlite` and
-/// `<name>::postgres` (so `cargo test sqlite` runs only the SQLite half).
+/// `<name>::postgres` (so `cargo test sqlite` runs only the SQLite half). With `backend:`,
+/// each gets the `Backend` and starts its own servers.
 macro_rules! on_both_backends {
     (with_args $args:expr => $($test:ident),+ $(,)?) => {
         $(
@@ -41,6 +42,21 @@ macro_rules! on_both_backends {
                 async fn postgres() {
                     let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Postgres, &$args).await;
                     super::$test(app).await;
+                }
+            }
+        )+
+    };
+    (backend: $($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$test(crate::helpers::Backend::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$test(crate::helpers::Backend::Postgres).await;
                 }
             }
         )+

@@ -19,6 +19,7 @@ mod ledger;
 mod locations;
 mod metrics;
 mod migration;
+mod outbox;
 mod pagination;
 mod persisted_queries;
 mod postgres_server;

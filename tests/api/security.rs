@@ -107,7 +107,26 @@ async fn every_mutation_allows_exactly_the_roles_the_policy_names_and_refusals_c
         .graphql("{ locationByCode(code: \"MAIN\") { id } }", json!({}))
         .await["data"]["locationByCode"]["id"]
         .clone();
-    let mutations: [(&str, Role, &str); 15] = [
+    // A webhook nobody can reach (a public address, the discard port), whose first delivery
+    // gives `redeliverWebhookEvent` something to send again.
+    let webhook = admin
+        .graphql(
+            "mutation { createWebhook(input: { url: \"http://93.184.215.14:9/hook\", eventTypes: [\"product.created\"] }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_no_errors(&webhook);
+    let webhook = webhook["data"]["createWebhook"]["id"].clone();
+    admin.create_product("Hooked", "MATRIX-HOOK", 1, 0).await;
+    let delivery = admin
+        .graphql(
+            "query($id: ID!) { webhookDeliveries(webhookId: $id) { edges { node { id } } } }",
+            json!({ "id": webhook }),
+        )
+        .await;
+    assert_no_errors(&delivery);
+    let delivery = delivery["data"]["webhookDeliveries"]["edges"][0]["node"]["id"].clone();
+    let mutations: [(&str, Role, &str); 19] = [
         (
             "createProduct",
             Role::Manager,
@@ -183,6 +202,27 @@ async fn every_mutation_allows_exactly_the_roles_the_policy_names_and_refusals_c
             Role::Admin,
             "mutation($empty: ID!) { archiveLocation(id: $empty) { id } }",
         ),
+        (
+            "createWebhook",
+            Role::Admin,
+            "mutation { createWebhook(input: { url: \"https://93.184.215.14/matrix\", eventTypes: [\"lot.expired\"] }) { id secret } }",
+        ),
+        (
+            "updateWebhook",
+            Role::Admin,
+            "mutation($webhook: ID!, $sku: String!) { updateWebhook(id: $webhook, input: { description: $sku }) { id } }",
+        ),
+        (
+            "redeliverWebhookEvent",
+            Role::Admin,
+            "mutation($delivery: ID!) { redeliverWebhookEvent(deliveryId: $delivery) { id status } }",
+        ),
+        // Last: the admin's call deletes the webhook the two above use.
+        (
+            "deleteWebhook",
+            Role::Admin,
+            "mutation($webhook: ID!) { deleteWebhook(id: $webhook) { id } }",
+        ),
     ];
     // The matrix covers every mutation of the schema: a new one must be added here.
     for field in root_fields_of(&stockroom::graphql::sdl(), "Mutation") {
@@ -225,6 +265,8 @@ async fn every_mutation_allows_exactly_the_roles_the_policy_names_and_refusals_c
                 "location": location,
                 "empty": empty_location,
                 "main": main_location,
+                "webhook": webhook,
+                "delivery": delivery,
             });
             let response = as_caller(&app, *who).graphql(document, variables).await;
 

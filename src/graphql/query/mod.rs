@@ -6,6 +6,7 @@ mod movement;
 mod node;
 mod product;
 mod reservation;
+mod webhook;
 
 pub use ledger::LedgerQuery;
 pub use location::LocationQuery;
@@ -13,3 +14,4 @@ pub use movement::MovementQuery;
 pub use node::NodeQuery;
 pub use product::ProductQuery;
 pub use reservation::ReservationQuery;
+pub use webhook::WebhookQuery;

@@ -9,6 +9,7 @@ mod product;
 mod reservation;
 mod stock_change;
 mod sync;
+mod webhook;
 
 pub use event::LowStockEvent;
 pub use location::{
@@ -31,6 +32,11 @@ pub use reservation::{Reservation, ReservationStatus};
 pub use stock_change::StockChange;
 pub use sync::{
     SyncErrorPolicy, SyncResult, SyncRowInput, SyncRowResult, SyncRowStatus, SyncStockInput,
+};
+
+pub use webhook::{
+    CreateWebhookInput, UpdateWebhookInput, Webhook, WebhookDelivery, WebhookDeliveryConnection,
+    WebhookDeliveryEdge, WebhookDeliveryStatus, WebhookWithSecret,
 };
 
 use async_graphql::ID;
