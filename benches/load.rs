@@ -400,6 +400,49 @@ impl Server {
     }
 }
 
+/// Fills a migrated database with `groups` of products (`(group, count)`, ids from
+/// [`seeded_id`]), each with its stock in one lot-less bucket of `MAIN` and its `INITIAL`
+/// movement, as `createProduct` lays them out; then `ANALYZE`.
+async fn seed_products(database: &sea_orm::DatabaseConnection, groups: &[(u32, u64)]) {
+    for &(group, count) in groups {
+        database
+            .execute_unprepared(&format!(
+                "INSERT INTO products (id, name, name_key, sku, sku_key, stock, reorder_level, version, created_at, updated_at, reserved) \
+                 SELECT {id}, 'Bench ' || n, 'bench ' || n, 'B{group}-' || n, 'b{group}-' || n, 1000000000, 10, 1, now(), now(), 0 \
+                 FROM generate_series(1, {count}) AS n",
+                id = seeded_id_sql(group).replace(":n", "n"),
+            ))
+            .await
+            .unwrap();
+    }
+    // Their stock sits in location MAIN, one lot-less bucket each (as the migration and
+    // `createProduct` lay it out).
+    database
+        .execute_unprepared(
+            "INSERT INTO stock_buckets (id, product_id, location_id, lot_code, expires_on, stock, reserved, expired, created_at) \
+             SELECT id, id, (SELECT id FROM locations WHERE code_key = 'main'), '', NULL, stock, 0, false, now() FROM products",
+        )
+        .await
+        .unwrap();
+    // And each has its INITIAL movement with its allocation, as `createProduct` writes them: a
+    // ledger that starts empty would have the planner (after the ANALYZE below) check the
+    // allocations' foreign key into stock_movements by a sequential scan, a cost no running
+    // system pays once autovacuum has analyzed the table.
+    database
+        .execute_unprepared(
+            "WITH initial AS ( \
+               INSERT INTO stock_movements (id, product_id, kind, delta, stock_before, stock_after, product_version, actor, created_at) \
+               SELECT gen_random_uuid(), id, 'INITIAL', stock, 0, stock, 1, 'bench', now() FROM products \
+               RETURNING id, product_id, stock_after, created_at) \
+             INSERT INTO stock_allocations (movement_id, bucket_id, product_id, location_id, lot_code, quantity, stock_before, stock_after, created_at) \
+             SELECT initial.id, initial.product_id, initial.product_id, (SELECT id FROM locations WHERE code_key = 'main'), '', \
+                    initial.stock_after, 0, initial.stock_after, initial.created_at FROM initial",
+        )
+        .await
+        .unwrap();
+    database.execute_unprepared("ANALYZE").await.unwrap();
+}
+
 fn graphql_body(query: &str, variables: Value) -> String {
     json!({ "query": query, "variables": variables }).to_string()
 }
@@ -452,43 +495,7 @@ async fn main() {
 
     // The data: one hot product, 10,000 spread products, 200,000 for deep pages.
     let database = sea_orm::Database::connect(&database_url).await.unwrap();
-    for (group, count) in [(0u32, SPREAD_PRODUCTS), (1, DEEP_PRODUCTS)] {
-        database
-            .execute_unprepared(&format!(
-                "INSERT INTO products (id, name, name_key, sku, sku_key, stock, reorder_level, version, created_at, updated_at, reserved) \
-                 SELECT {id}, 'Bench ' || n, 'bench ' || n, 'B{group}-' || n, 'b{group}-' || n, 1000000000, 10, 1, now(), now(), 0 \
-                 FROM generate_series(1, {count}) AS n",
-                id = seeded_id_sql(group).replace(":n", "n"),
-            ))
-            .await
-            .unwrap();
-    }
-    // Their stock sits in location MAIN, one lot-less bucket each (as the migration and
-    // `createProduct` lay it out).
-    database
-        .execute_unprepared(
-            "INSERT INTO stock_buckets (id, product_id, location_id, lot_code, expires_on, stock, reserved, expired, created_at) \
-             SELECT id, id, (SELECT id FROM locations WHERE code_key = 'main'), '', NULL, stock, 0, false, now() FROM products",
-        )
-        .await
-        .unwrap();
-    // And each has its INITIAL movement with its allocation, as `createProduct` writes them: a
-    // ledger that starts empty would have the planner (after the ANALYZE below) check the
-    // allocations' foreign key into stock_movements by a sequential scan, a cost no running
-    // system pays once autovacuum has analyzed the table.
-    database
-        .execute_unprepared(
-            "WITH initial AS ( \
-               INSERT INTO stock_movements (id, product_id, kind, delta, stock_before, stock_after, product_version, actor, created_at) \
-               SELECT gen_random_uuid(), id, 'INITIAL', stock, 0, stock, 1, 'bench', now() FROM products \
-               RETURNING id, product_id, stock_after, created_at) \
-             INSERT INTO stock_allocations (movement_id, bucket_id, product_id, location_id, lot_code, quantity, stock_before, stock_after, created_at) \
-             SELECT initial.id, initial.product_id, initial.product_id, (SELECT id FROM locations WHERE code_key = 'main'), '', \
-                    initial.stock_after, 0, initial.stock_after, initial.created_at FROM initial",
-        )
-        .await
-        .unwrap();
-    database.execute_unprepared("ANALYZE").await.unwrap();
+    seed_products(&database, &[(0, SPREAD_PRODUCTS), (1, DEEP_PRODUCTS)]).await;
     let hot = server
         .client
         .post(&server.graphql)
@@ -651,6 +658,15 @@ async fn main() {
         deep_row["ratio"] = json!(deep_p50 / first_p50);
         deep_row["note"] = json!(format!("first page p50 {first_p50:.2} ms (8 clients)"));
         report.add(deep_row);
+    }
+
+    // outbox: hot_reduce and spread_reduce with and without the outbox, and how fast events
+    // reach RabbitMQ and a webhook receiver. On a database of its own, so no other server's
+    // relay takes its events.
+    if run("outbox") {
+        for outbox_row in outbox(&admin, &options.server, seconds).await {
+            report.add(outbox_row);
+        }
     }
 
     // subscribers: 5,000 WebSocket stockChanged subscribers, 100 committed changes a second.
@@ -942,4 +958,326 @@ async fn subscribers(server: &Arc<Server>, seconds: Duration) -> Value {
             "{got}/{expected} deliveries to {subscribed} subscribers (p50/p99 are commit->client); RSS {connected_rss:.0} MB once connected, before any event"
         ),
     })
+}
+
+/// Deliveries one sink received: how many, when the first and last came, and the time from
+/// each event's change to its arrival.
+struct Arrivals {
+    count: u64,
+    last: Option<Instant>,
+    latency: Histogram<u64>,
+}
+
+impl Arrivals {
+    fn new() -> Self {
+        Self {
+            count: 0,
+            last: None,
+            latency: latency_histogram(),
+        }
+    }
+
+    fn record(&mut self, body: &[u8]) {
+        let Ok(event) = serde_json::from_slice::<Value>(body) else {
+            return;
+        };
+        let Some(at) = event["occurredAt"]
+            .as_str()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+        else {
+            return;
+        };
+        let delay = (chrono::Utc::now() - at.with_timezone(&chrono::Utc))
+            .num_microseconds()
+            .unwrap_or(0)
+            .max(1);
+        self.latency.saturating_record(delay as u64);
+        self.count += 1;
+        self.last = Some(Instant::now());
+    }
+}
+
+type SharedArrivals = Arc<std::sync::Mutex<Arrivals>>;
+
+async fn webhook_receiver(
+    axum::extract::State(arrivals): axum::extract::State<SharedArrivals>,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    arrivals.lock().unwrap().record(&body);
+    axum::http::StatusCode::NO_CONTENT
+}
+
+async fn start_server(args: &[&str]) -> Arc<Server> {
+    let base = [
+        "stockroom",
+        "--listen",
+        "127.0.0.1:0",
+        "--db-max-connections",
+        "16",
+        "--max-root-fields",
+        "20",
+    ];
+    let cli = Cli::try_parse_from(base.iter().chain(args)).unwrap();
+    let application = Application::build(&cli.config)
+        .await
+        .expect("the server starts");
+    let address = application.local_addr().unwrap();
+    tokio::spawn(application.run_until_stopped());
+    Arc::new(Server {
+        graphql: format!("http://{address}/graphql"),
+        ws: format!("ws://{address}/graphql/ws"),
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(CLIENTS * 2)
+            .build()
+            .unwrap(),
+    })
+}
+
+/// The outbox's cost and its delivery: two servers on one fresh database, one with
+/// `--no-outbox` and one publishing to RabbitMQ (127.0.0.1:5672, an exchange of its own) with a
+/// webhook to a receiver in this process; hot_reduce and spread_reduce on each, back to back.
+async fn outbox(
+    admin: &sea_orm::DatabaseConnection,
+    server: &str,
+    seconds: Duration,
+) -> Vec<Value> {
+    use lapin::options::{
+        BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    };
+    use lapin::types::FieldTable;
+
+    let name = format!("stockroom_bench_outbox_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .unwrap();
+    let database_url = format!("{server}/{name}");
+    let amqp = std::env::var("BENCH_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+    let exchange = format!("stockroom.bench.{}", uuid::Uuid::new_v4().simple());
+    let without = start_server(&["--database-url", &database_url, "--no-outbox"]).await;
+    let database = sea_orm::Database::connect(&database_url).await.unwrap();
+    seed_products(&database, &[(0, SPREAD_PRODUCTS)]).await;
+    let with = start_server(&[
+        "--database-url",
+        &database_url,
+        "--amqp-url",
+        &amqp,
+        "--amqp-exchange",
+        &exchange,
+        "--webhook-allow-private-targets",
+    ])
+    .await;
+
+    // The broker's side: a queue bound to every event.
+    let connection = lapin::Connection::connect(&amqp, lapin::ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ (set BENCH_AMQP_URL)");
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .exchange_declare(
+            exchange.as_str().into(),
+            lapin::ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            exchange.as_str().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut consumer = channel
+        .basic_consume(
+            queue.name().clone(),
+            "bench".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let broker: SharedArrivals = Arc::new(std::sync::Mutex::new(Arrivals::new()));
+    let sink = broker.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(delivery)) = consumer.next().await {
+            sink.lock().unwrap().record(&delivery.data);
+        }
+    });
+
+    // The webhook's side: a receiver answering 204.
+    let hooks: SharedArrivals = Arc::new(std::sync::Mutex::new(Arrivals::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let router = axum::Router::new()
+        .route("/hook", axum::routing::post(webhook_receiver))
+        .with_state(hooks.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let call = |server: Arc<Server>, query: &'static str, variables: Value| async move {
+        server
+            .client
+            .post(&server.graphql)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let hot = call(
+        without.clone(),
+        "mutation { createProduct(input: { name: \"Hot\", sku: \"HOT-1\", stock: 2000000000 }) { id } }",
+        json!({}),
+    )
+    .await["data"]["createProduct"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let webhook = call(
+        with.clone(),
+        "mutation($url: String!) { createWebhook(input: { url: $url, eventTypes: [\"stock.changed\"] }) { id } }",
+        json!({ "url": hook_url }),
+    )
+    .await["data"]["createWebhook"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let reduce_hot = graphql_body(
+        "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
+        json!({ "id": hot }),
+    );
+    let hot_body = reduce_hot.clone();
+    let hot_without = drive(&without, CLIENTS, seconds, move |_| hot_body.clone()).await;
+    *broker.lock().unwrap() = Arrivals::new();
+    *hooks.lock().unwrap() = Arrivals::new();
+    let sampler = RssSampler::start();
+    let started = Instant::now();
+    let hot_body = reduce_hot.clone();
+    let hot_with = drive(&with, CLIENTS, seconds, move |_| hot_body.clone()).await;
+    let peak = sampler.peak().await;
+    let committed = hot_with.requests - hot_with.failures;
+    // Every committed reduction's event reaches the broker (bounded wait).
+    let drain = Instant::now();
+    while broker.lock().unwrap().count < committed && drain.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The webhook gets five more seconds after the load, then stops.
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(drain.elapsed())).await;
+    let rate = |arrivals: &Arrivals| match arrivals.last {
+        Some(last) => arrivals.count as f64 / (last - started).as_secs_f64(),
+        None => 0.0,
+    };
+    let delivery_row = |scenario: &str, arrivals: &Arrivals, goal: &str, note: String| {
+        json!({
+            "scenario": scenario,
+            "requests": arrivals.count,
+            "failures": 0,
+            "requests_per_second": rate(arrivals),
+            "p50_ms": arrivals.latency.value_at_quantile(0.5) as f64 / 1000.0,
+            "p99_ms": arrivals.latency.value_at_quantile(0.99) as f64 / 1000.0,
+            "reference_per_second": null,
+            "ratio": null,
+            "goal": goal,
+            "peak_rss_mb": peak,
+            "note": note,
+        })
+    };
+    let amqp_row = {
+        let arrivals = broker.lock().unwrap();
+        delivery_row(
+            "outbox_amqp",
+            &arrivals,
+            "report: events/s delivered, change->arrival p50/p99",
+            format!(
+                "{} of {committed} committed reductions' events arrived (events/s from load start to last arrival)",
+                arrivals.count
+            ),
+        )
+    };
+    let webhook_row = {
+        let arrivals = hooks.lock().unwrap();
+        delivery_row(
+            "outbox_webhook",
+            &arrivals,
+            "report: events/s delivered, change->arrival p50/p99",
+            format!(
+                "{} of {committed} events delivered by {} s after the load began; one product's deliveries go one at a time, in order",
+                arrivals.count,
+                started.elapsed().as_secs()
+            ),
+        )
+    };
+    // The webhook's backlog would load the next phases: delete it (and its deliveries).
+    call(
+        with.clone(),
+        "mutation($id: ID!) { deleteWebhook(id: $id) { id } }",
+        json!({ "id": webhook }),
+    )
+    .await;
+
+    let spread = |step: u64| {
+        graphql_body(
+            "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
+            json!({ "id": seeded_id(0, 1 + step % SPREAD_PRODUCTS) }),
+        )
+    };
+    let spread_without = drive(&without, CLIENTS, seconds, spread).await;
+    let sampler = RssSampler::start();
+    let spread_with = drive(&with, CLIENTS, seconds, spread).await;
+    let spread_peak = sampler.peak().await;
+
+    let rps = |load: &Load| load.requests as f64 / load.elapsed.as_secs_f64();
+    let mut hot_row = row(
+        "outbox_hot_reduce",
+        &hot_with,
+        Some(rps(&hot_without)),
+        "report (reference: the same server without the outbox, same run)",
+        peak,
+    );
+    hot_row["note"] = json!("with RabbitMQ and one webhook attached");
+    let mut spread_row = row(
+        "outbox_spread_reduce",
+        &spread_with,
+        Some(rps(&spread_without)),
+        "report (reference: the same server without the outbox, same run)",
+        spread_peak,
+    );
+    spread_row["note"] = json!("with RabbitMQ attached");
+
+    drop(database);
+    let _ = channel
+        .exchange_delete(exchange.as_str().into(), Default::default())
+        .await;
+    let _ = connection.close(0, "done".into()).await;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await
+        .ok();
+    vec![hot_row, spread_row, amqp_row, webhook_row]
 }

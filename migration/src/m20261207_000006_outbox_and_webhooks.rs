@@ -93,6 +93,14 @@ impl MigrationTrait for Migration {
                  WHERE relayed_at IS NULL",
             )
             .await?;
+        // ... and, per product, finds the first undelivered event another instance holds.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE INDEX outbox_events_pending_product ON outbox_events \
+                 (product_id, position) WHERE relayed_at IS NULL",
+            )
+            .await?;
         manager
             .create_table(
                 Table::create()

@@ -42,6 +42,10 @@ struct EventPayload {
     /// Units available before the change (absent before events left the process).
     #[serde(default)]
     was_available: Option<i64>,
+    /// Whether the product was deleted before the change (absent before events left the
+    /// process).
+    #[serde(default)]
+    was_deleted: Option<bool>,
 }
 
 /// One committed change to a product: a stock movement, or an update of its reorder level.
@@ -55,11 +59,13 @@ pub struct StockEvent {
     pub was_low: Option<bool>,
     /// Units available before the change (`None`: the product did not exist yet).
     pub was_available: Option<i64>,
+    /// Whether the product was deleted before the change (`None`: it did not exist yet).
+    pub was_deleted: Option<bool>,
     /// When the change was made.
     pub occurred_at: DateTime<Utc>,
     /// The lot, when the change is a lot passing its date.
     pub lot: Option<LotSnapshot>,
-    /// Whether the change deleted the product.
+    /// Whether the product is deleted after the change.
     pub deleted: bool,
     /// Whether the change touched the catalogue only (a rename, a deletion, a restore): it
     /// keeps every instance's product cache current, and subscriptions do not show it.
@@ -79,9 +85,10 @@ impl StockEvent {
             movement,
             was_low: before.map(product::Model::is_low_stock),
             was_available: before.map(product::Model::available),
+            was_deleted: before.map(product::Model::is_deleted),
             occurred_at: product.updated_at,
             lot: None,
-            deleted: false,
+            deleted: product.is_deleted(),
             quiet: false,
         }
     }
@@ -136,6 +143,7 @@ impl StockEvent {
             deleted: self.deleted,
             quiet: self.quiet,
             was_available: self.was_available,
+            was_deleted: self.was_deleted,
         };
         serde_json::to_string(&payload).expect("an event always serializes")
     }
@@ -148,6 +156,7 @@ impl StockEvent {
             movement: payload.movement.map(MovementSnapshot::into_model),
             was_low: payload.was_low,
             was_available: payload.was_available,
+            was_deleted: payload.was_deleted,
             occurred_at: payload.occurred_at,
             lot: payload.lot,
             deleted: payload.deleted,

@@ -13,7 +13,7 @@ use crate::events::outbox::envelope;
 
 /// How long connecting (and declaring the exchange) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the broker may take to confirm a batch.
+/// How long publishing a batch may take, the broker's confirms included.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a batch was not published (it stays in the outbox and is tried again).
@@ -86,14 +86,24 @@ impl AmqpSink {
         Ok(())
     }
 
-    /// Publishes `events` in order and waits until the broker has confirmed every one.
+    /// Publishes `events` in order and waits until the broker has confirmed every one, all
+    /// within [`CONFIRM_TIMEOUT`]: a broker that stops answering is an error, not a hang.
     pub async fn publish(&mut self, events: &[outbox_event::Model]) -> Result<(), PublishError> {
         self.connect().await?;
-        let result = self.publish_connected(events).await;
+        let result = tokio::time::timeout(CONFIRM_TIMEOUT, self.publish_connected(events))
+            .await
+            .unwrap_or_else(|_| Err(PublishError::Unconfirmed("timed out".into())));
         if result.is_err() {
-            // Whatever went wrong, the next batch starts on a fresh connection.
+            // Whatever went wrong, the next batch starts on a fresh connection. The old one is
+            // closed on the side, briefly: a silent broker must not hold up the relay.
             if let Some((connection, _)) = self.link.take() {
-                let _ = connection.close(0, "reconnecting".into()).await;
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        connection.close(0, "reconnecting".into()),
+                    )
+                    .await;
+                });
             }
         }
         result
@@ -134,18 +144,14 @@ impl AmqpSink {
                     .map_err(unconfirmed)?,
             );
         }
-        tokio::time::timeout(CONFIRM_TIMEOUT, async {
-            for confirm in confirms {
-                let confirmation = confirm.await.map_err(unconfirmed)?;
-                if !confirmation.is_ack() {
-                    return Err(PublishError::Unconfirmed(
-                        "the broker refused a message".into(),
-                    ));
-                }
+        for confirm in confirms {
+            let confirmation = confirm.await.map_err(unconfirmed)?;
+            if !confirmation.is_ack() {
+                return Err(PublishError::Unconfirmed(
+                    "the broker refused a message".into(),
+                ));
             }
-            Ok(())
-        })
-        .await
-        .map_err(|_| PublishError::Unconfirmed("timed out".into()))?
+        }
+        Ok(())
     }
 }

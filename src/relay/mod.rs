@@ -28,6 +28,8 @@ pub use webhooks::{Dispatcher, WebhookSettings, default_retry_schedule};
 
 /// The longest a relay sleeps when nothing wakes it.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How soon the dispatcher looks again at a delivery that is due but cannot be sent yet.
+const BLOCKED_POLL: Duration = Duration::from_millis(250);
 /// How often delivered rows older than the retention period are removed.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// Most rows one prune statement removes.
@@ -69,7 +71,10 @@ pub fn spawn(database: Database, events: &EventBus, settings: RelaySettings) {
                 Ok(lag) => metrics::gauge!("stockroom_outbox_lag_seconds").set(lag.as_secs_f64()),
                 Err(error) => tracing::debug!(?error, "reading the outbox lag failed"),
             }
-            let _ = tokio::time::timeout(IDLE_POLL, commits.changed()).await;
+            if let Ok(Err(_)) = tokio::time::timeout(IDLE_POLL, commits.changed()).await {
+                // The bus is gone (the server is stopping): no more wake-ups, only the timer.
+                tokio::time::sleep(IDLE_POLL).await;
+            }
         }
     });
 
@@ -78,27 +83,57 @@ pub fn spawn(database: Database, events: &EventBus, settings: RelaySettings) {
     tokio::spawn(async move {
         let mut backoff = Backoff::default();
         loop {
-            let mut wait = IDLE_POLL;
-            match dispatcher.send_due().await {
-                Ok(_) => backoff.reset(),
-                Err(error) => {
-                    wait = backoff.next();
-                    tracing::warn!(?error, retry_in = ?wait, "sending webhooks failed; retrying");
-                }
-            }
-            if let Ok(Some(due)) = dispatcher.next_due().await {
-                let until_due = (due - Utc::now()).to_std().unwrap_or_default();
-                metrics::gauge!("stockroom_webhook_lag_seconds").set(
-                    (Utc::now() - due)
-                        .to_std()
-                        .unwrap_or_default()
-                        .as_secs_f64(),
-                );
-                wait = wait.min(until_due.max(Duration::from_millis(10)));
-            } else {
+            // With no enabled webhook there is nothing to send: look once a second instead of
+            // at every commit.
+            if let Ok(false) = dispatcher.any_enabled().await {
                 metrics::gauge!("stockroom_webhook_lag_seconds").set(0.0);
+                tokio::time::sleep(IDLE_POLL).await;
+                continue;
             }
-            let _ = tokio::time::timeout(wait, commits.changed()).await;
+            let wait = match dispatcher.send_due().await {
+                Ok(started) => {
+                    backoff.reset();
+                    if started > 0 {
+                        // Look again when one ends or a commit comes.
+                        continue;
+                    }
+                    match dispatcher.next_due().await {
+                        Ok(Some(due)) => {
+                            let overdue = (Utc::now() - due).to_std().unwrap_or_default();
+                            metrics::gauge!("stockroom_webhook_lag_seconds")
+                                .set(overdue.as_secs_f64());
+                            // Due already but not sendable (another instance holds it, or an
+                            // earlier delivery of its product goes first): look again soon,
+                            // not in a busy loop.
+                            let until_due = (due - Utc::now()).to_std().unwrap_or(BLOCKED_POLL);
+                            until_due.clamp(Duration::from_millis(10), IDLE_POLL)
+                        }
+                        Ok(None) => {
+                            metrics::gauge!("stockroom_webhook_lag_seconds").set(0.0);
+                            IDLE_POLL
+                        }
+                        Err(error) => {
+                            tracing::debug!(?error, "reading the next webhook due time failed");
+                            IDLE_POLL
+                        }
+                    }
+                }
+                Err(error) => {
+                    let wait = backoff.next();
+                    tracing::warn!(?error, retry_in = ?wait, "sending webhooks failed; retrying");
+                    wait
+                }
+            };
+            tokio::select! {
+                changed = commits.changed() => {
+                    if changed.is_err() {
+                        // The bus is gone (the server is stopping): only the timer is left.
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+                () = dispatcher.finished() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
         }
     });
 

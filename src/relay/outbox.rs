@@ -28,26 +28,33 @@ use crate::error::{Error, Result};
 /// Most events per batch.
 pub const BATCH: u64 = 500;
 
+/// How long a claim's transaction may sit idle (waiting on the broker) before PostgreSQL ends
+/// it: well past the publish timeout.
+const CLAIM_IDLE_LIMIT: Duration = Duration::from_secs(30);
+
 /// PostgreSQL: claims up to `$1` undelivered events, oldest first, skipping rows another
-/// instance holds, and leaving out events whose product has an earlier undelivered event that
-/// is not in this batch.
+/// instance holds. Of a product's claimed events only those before its first undelivered
+/// event outside this batch (one another instance holds) are taken: found per product with
+/// one short index scan, whatever the backlog.
 const CLAIM_POSTGRES: &str = "\
 WITH batch AS (
-    SELECT position FROM outbox_events
+    SELECT position, product_id FROM outbox_events
     WHERE relayed_at IS NULL
     ORDER BY position
     LIMIT $1
     FOR UPDATE SKIP LOCKED
+), held_elsewhere AS (
+    SELECT p.product_id,
+           (SELECT min(o.position) FROM outbox_events o
+            WHERE o.product_id = p.product_id
+              AND o.relayed_at IS NULL
+              AND o.position NOT IN (SELECT position FROM batch)) AS first_foreign
+    FROM (SELECT DISTINCT product_id FROM batch) p
 )
 SELECT e.* FROM outbox_events e
 JOIN batch b ON b.position = e.position
-WHERE NOT EXISTS (
-    SELECT 1 FROM outbox_events o
-    WHERE o.product_id = e.product_id
-      AND o.relayed_at IS NULL
-      AND o.position < e.position
-      AND o.position NOT IN (SELECT position FROM batch)
-)
+JOIN held_elsewhere h ON h.product_id = e.product_id
+WHERE h.first_foreign IS NULL OR e.position < h.first_foreign
 ORDER BY e.position";
 
 /// Relays every undelivered event, batch after batch; returns how many it relayed.
@@ -70,6 +77,14 @@ async fn relay_batch(database: &Database, sink: &mut Option<AmqpSink>) -> Result
     let connection = database.connection();
     if database.is_postgres() {
         let transaction = connection.begin().await?;
+        // Should this task ever stall while holding its claim, PostgreSQL ends the session and
+        // the rows go back to the other instances.
+        transaction
+            .execute_unprepared(&format!(
+                "SET LOCAL idle_in_transaction_session_timeout = '{}s'",
+                CLAIM_IDLE_LIMIT.as_secs()
+            ))
+            .await?;
         let events = outbox_event::Entity::find()
             .from_raw_sql(Statement::from_sql_and_values(
                 DbBackend::Postgres,

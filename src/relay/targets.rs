@@ -3,7 +3,7 @@
 //! address in the URL and again on every address a name resolves to, at every connection
 //! (redirects included), so a name that resolves elsewhere later is still refused.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use reqwest::Url;
@@ -44,17 +44,27 @@ pub fn is_internal(address: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_internal_v4(v4);
             }
-            let first = v6.segments()[0];
+            let segments = v6.segments();
+            let first = segments[0];
+            let embedded_v4 =
+                |high: u16, low: u16| Ipv4Addr::from_bits((u32::from(high) << 16) | u32::from(low));
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                // fc00::/7 unique local, fe80::/10 link-local
+                // ::/96, the deprecated IPv4-compatible form
+                || segments[..6] == [0; 6]
+                // fc00::/7 unique local, fe80::/10 link-local, fec0::/10 site-local
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                // 64:ff9b::/96 NAT64 of an internal IPv4 address
-                || (v6.segments()[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
-                    && is_internal_v4(Ipv4Addr::from_bits(v6.to_bits() as u32)))
-                || v6 == Ipv6Addr::from_bits(1)
+                || (first & 0xffc0) == 0xfec0
+                // 100::/64 discard
+                || segments[..4] == [0x100, 0, 0, 0]
+                // 64:ff9b::/96 NAT64 of an internal IPv4 address; 64:ff9b:1::/48 local NAT64
+                || (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                    && is_internal_v4(embedded_v4(segments[6], segments[7])))
+                || segments[..3] == [0x64, 0xff9b, 1]
+                // 2002::/16 6to4 of an internal IPv4 address
+                || (first == 0x2002 && is_internal_v4(embedded_v4(segments[1], segments[2])))
         }
     }
 }
@@ -68,8 +78,10 @@ fn is_internal_v4(v4: Ipv4Addr) -> bool {
         || v4.is_broadcast()
         || v4.is_multicast()
         || v4.is_documentation()
-        // 0.0.0.0/8, 100.64.0.0/10 (carrier-grade NAT), 198.18.0.0/15 (benchmarking), 240/4
+        // 0.0.0.0/8, 100.64.0.0/10 (carrier-grade NAT), 192.0.0.0/24 (protocol assignments),
+        // 198.18.0.0/15 (benchmarking), 240/4
         || a == 0
+        || v4.octets()[..3] == [192, 0, 0]
         || (a == 100 && (64..128).contains(&b))
         || (a == 198 && (b == 18 || b == 19))
         || a >= 240
@@ -179,6 +191,12 @@ mod tests {
             "http://[fd00::1]/",
             "http://0.0.0.0/",
             "http://100.64.0.1/",
+            "http://[::127.0.0.1]/",
+            "http://[fec0::1]/",
+            "http://[2002:7f00:1::]/",
+            "http://192.0.0.1/",
+            "http://[100::1]/",
+            "http://[64:ff9b:1::1]/",
         ] {
             assert!(
                 matches!(check_form(url, false), Err(TargetError::Private(_))),

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER, USER_AGENT};
@@ -33,8 +32,10 @@ use crate::events::outbox::envelope;
 
 /// How much of a response body is kept in the delivery log.
 pub const RESPONSE_PREFIX_BYTES: usize = 256;
-/// Most deliveries claimed (and sent at once) per round.
-const CLAIM_BATCH: u64 = 32;
+/// Most deliveries sent at once by one instance.
+const SENDING_SLOTS: usize = 32;
+/// When recording an attempt's outcome failed, the delivery is tried again after this.
+const RECORD_FAILURE_RETRY_SECONDS: i64 = 30;
 /// Most redirects followed (each one checked like the first target).
 const MAX_REDIRECTS: usize = 3;
 /// How much longer than one attempt's timeout a claim lasts: time to record the outcome.
@@ -78,6 +79,9 @@ pub struct Dispatcher {
     database: Database,
     client: reqwest::Client,
     settings: Arc<WebhookSettings>,
+    /// One permit per delivery being sent.
+    slots: Arc<tokio::sync::Semaphore>,
+    finished: Arc<tokio::sync::Notify>,
 }
 
 /// What one attempt came to.
@@ -117,42 +121,97 @@ impl Dispatcher {
             database,
             client,
             settings: Arc::new(settings),
+            slots: Arc::new(tokio::sync::Semaphore::new(SENDING_SLOTS)),
+            finished: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
-    /// Claims and sends every delivery due now; returns how many it attempted.
+    /// Claims as many due deliveries as there are free sending slots and starts sending each
+    /// on its own task (a slow endpoint holds up only its own slots); returns how many it
+    /// started. [`Dispatcher::finished`] fires as each one ends.
     pub async fn send_due(&self) -> Result<usize> {
-        let mut attempted = 0;
+        let mut started = 0;
         loop {
-            let claimed = self.claim().await?;
-            if claimed.is_empty() {
-                return Ok(attempted);
+            let free = self.slots.available_permits();
+            if free == 0 {
+                return Ok(started);
             }
-            attempted += claimed.len();
-            futures::stream::iter(claimed)
-                .for_each_concurrent(None, |delivery| async move {
-                    if let Err(error) = self.attempt(delivery).await {
-                        tracing::warn!(?error, "recording a webhook attempt failed");
+            let claimed = self.claim(free as u64).await?;
+            if claimed.is_empty() {
+                return Ok(started);
+            }
+            started += claimed.len();
+            for delivery in claimed {
+                let slot = self
+                    .slots
+                    .clone()
+                    .try_acquire_owned()
+                    .map_err(Error::internal)?;
+                let dispatcher = self.clone();
+                tokio::spawn(async move {
+                    let mut next = Some(delivery);
+                    while let Some(delivery) = next.take() {
+                        if dispatcher.attempt_and_record(delivery.clone()).await {
+                            next = match dispatcher.claim_next_in_order(&delivery).await {
+                                Ok(next) => next,
+                                Err(error) => {
+                                    tracing::debug!(
+                                        ?error,
+                                        "claiming the next delivery in order failed"
+                                    );
+                                    None
+                                }
+                            };
+                        }
                     }
-                })
-                .await;
+                    drop(slot);
+                    dispatcher.finished.notify_one();
+                });
+            }
         }
     }
 
-    /// When the next pending delivery falls due (`None`: nothing is pending).
+    /// Fires when a delivery started by [`Dispatcher::send_due`] has ended (the next in its
+    /// product's order may be sendable now).
+    pub async fn finished(&self) {
+        self.finished.notified().await;
+    }
+
+    /// Whether any webhook is enabled.
+    pub async fn any_enabled(&self) -> Result<bool> {
+        use sea_orm::PaginatorTrait;
+        Ok(webhook::Entity::find()
+            .filter(webhook::Column::Enabled.eq(true))
+            .count(self.database.connection())
+            .await?
+            > 0)
+    }
+
+    /// When the next delivery this instance could claim falls due: pending, its webhook
+    /// enabled, not held by another instance (`None`: nothing is waiting).
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
-        use sea_orm::{QueryOrder, QuerySelect};
+        use sea_orm::{JoinType, QueryOrder, QuerySelect, RelationTrait};
         Ok(webhook_delivery::Entity::find()
             .select_only()
             .column(webhook_delivery::Column::NextAttemptAt)
+            .join(
+                JoinType::InnerJoin,
+                webhook_delivery::Relation::Webhook.def(),
+            )
+            .filter(webhook::Column::Enabled.eq(true))
             .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(webhook_delivery::Column::ClaimedUntil.is_null())
+                    .add(webhook_delivery::Column::ClaimedUntil.lt(Utc::now())),
+            )
             .order_by_asc(webhook_delivery::Column::NextAttemptAt)
             .into_tuple()
             .one(self.database.connection())
             .await?)
     }
 
-    async fn claim(&self) -> Result<Vec<webhook_delivery::Model>> {
+    async fn claim(&self, limit: u64) -> Result<Vec<webhook_delivery::Model>> {
         let now = Utc::now();
         let lease = chrono::Duration::from_std(self.settings.timeout + LEASE_MARGIN)
             .map_err(Error::internal)?;
@@ -188,7 +247,7 @@ impl Dispatcher {
                 .from_raw_sql(Statement::from_sql_and_values(
                     backend,
                     sql,
-                    [(now + lease).into(), now.into(), CLAIM_BATCH.into()],
+                    [(now + lease).into(), now.into(), limit.into()],
                 ))
                 .all(self.database.connection())
                 .await?
@@ -199,7 +258,7 @@ impl Dispatcher {
                 .from_raw_sql(Statement::from_sql_and_values(
                     backend,
                     sql,
-                    [(now + lease).into(), now.into(), CLAIM_BATCH.into()],
+                    [(now + lease).into(), now.into(), limit.into()],
                 ))
                 .all(&*transaction)
                 .await?;
@@ -209,7 +268,8 @@ impl Dispatcher {
         Ok(claimed)
     }
 
-    async fn attempt(&self, delivery: webhook_delivery::Model) -> Result<()> {
+    /// Sends one claimed delivery and records the outcome; `Ok(true)` when it was delivered.
+    async fn attempt(&self, delivery: webhook_delivery::Model) -> Result<bool> {
         let connection = self.database.connection();
         let hook = webhook::Entity::find_by_id(delivery.webhook_id)
             .one(connection)
@@ -220,15 +280,15 @@ impl Dispatcher {
             .await?;
         let (Some(hook), Some(event)) = (hook, event) else {
             // The webhook was deleted or the event pruned meanwhile.
-            return self
-                .finish(
-                    &delivery,
-                    DeliveryStatus::Failed,
-                    None,
-                    Some("the webhook or its event no longer exists".into()),
-                    None,
-                )
-                .await;
+            self.finish(
+                &delivery,
+                DeliveryStatus::Failed,
+                None,
+                Some("the webhook or its event no longer exists".into()),
+                None,
+            )
+            .await?;
+            return Ok(false);
         };
         let body = envelope(
             event.id,
@@ -239,7 +299,76 @@ impl Dispatcher {
             &event.data,
         );
         let outcome = self.send(&hook, &event, body).await;
-        self.record(&delivery, &hook, outcome).await
+        let delivered = matches!(outcome, Outcome::Delivered(..));
+        self.record(&delivery, &hook, outcome).await?;
+        Ok(delivered)
+    }
+
+    /// Sends one claimed delivery and records its outcome; if recording fails, tries once
+    /// more without the response body, so an attempt is never left unrecorded (and resent
+    /// when its lease runs out) because of what an endpoint answered.
+    async fn attempt_and_record(&self, delivery: webhook_delivery::Model) -> bool {
+        let result = self.attempt(delivery.clone()).await;
+        if let Err(error) = &result {
+            tracing::warn!(?error, delivery = %delivery.id, "recording a webhook attempt failed; recording it without the response");
+            let fallback = self
+                .update(&delivery, |row| {
+                    row.last_response = sea_orm::Set(None);
+                    row.last_error =
+                        sea_orm::Set(Some("the outcome could not be recorded; retrying".into()));
+                    row.claimed_until = sea_orm::Set(None);
+                    row.next_attempt_at = sea_orm::Set(
+                        Utc::now() + chrono::Duration::seconds(RECORD_FAILURE_RETRY_SECONDS),
+                    );
+                })
+                .await;
+            if let Err(error) = fallback {
+                tracing::warn!(?error, delivery = %delivery.id, "recording a webhook attempt failed again; its lease will run out");
+            }
+        }
+        matches!(result, Ok(true))
+    }
+
+    /// Claims the next delivery of `delivered`'s webhook and product, if it is the first
+    /// pending one in that order, due, and held by no one: a product's deliveries then follow
+    /// each other on one task without a full claim each.
+    async fn claim_next_in_order(
+        &self,
+        delivered: &webhook_delivery::Model,
+    ) -> Result<Option<webhook_delivery::Model>> {
+        let now = Utc::now();
+        let lease = chrono::Duration::from_std(self.settings.timeout + LEASE_MARGIN)
+            .map_err(Error::internal)?;
+        let backend = if self.database.is_postgres() {
+            DbBackend::Postgres
+        } else {
+            DbBackend::Sqlite
+        };
+        let statement = Statement::from_sql_and_values(
+            backend,
+            "UPDATE webhook_deliveries SET claimed_until = $1, attempts = attempts + 1 \
+             WHERE id = ( \
+                 SELECT id FROM webhook_deliveries \
+                 WHERE webhook_id = $2 AND product_id = $3 AND status = 'PENDING' \
+                 ORDER BY position LIMIT 1) \
+               AND status = 'PENDING' AND next_attempt_at <= $4 \
+               AND (claimed_until IS NULL OR claimed_until < $4) \
+               AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = $2 AND w.enabled) \
+             RETURNING *",
+            [
+                (now + lease).into(),
+                delivered.webhook_id.into(),
+                delivered.product_id.into(),
+                now.into(),
+            ],
+        );
+        let transaction = self.database.begin_write().await?;
+        let next = webhook_delivery::Entity::find()
+            .from_raw_sql(statement)
+            .one(&*transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(next)
     }
 
     async fn send(
@@ -289,7 +418,8 @@ impl Dispatcher {
             }
         }
         prefix.truncate(RESPONSE_PREFIX_BYTES);
-        let prefix = String::from_utf8_lossy(&prefix).into_owned();
+        // Text as PostgreSQL stores it: valid UTF-8 (a cut character replaced) without NULs.
+        let prefix = String::from_utf8_lossy(&prefix).replace('\0', "\u{FFFD}");
         if status.is_success() {
             Outcome::Delivered(status.as_u16(), prefix)
         } else if status == StatusCode::GONE {

@@ -110,9 +110,10 @@ pub(super) struct LockedProduct {
     changed: bool,
     /// A product made here, in memory: saving inserts its row instead of updating it.
     new_row: bool,
-    /// Whether the product was low, and how many units were available, when it was locked
-    /// (`None` for a product made here): where its events' "before" starts.
-    as_locked: Option<(bool, i64)>,
+    /// Whether the product was low, how many units were available and whether it was
+    /// deleted when it was locked (`None` for a product made here): where its events'
+    /// "before" starts.
+    as_locked: Option<(bool, i64, bool)>,
 }
 
 impl LockedProduct {
@@ -193,7 +194,11 @@ impl LockedProduct {
         buckets: Buckets,
         today: NaiveDate,
     ) -> Result<Self> {
-        let as_locked = Some((product.is_low_stock(), product.available()));
+        let as_locked = Some((
+            product.is_low_stock(),
+            product.available(),
+            product.is_deleted(),
+        ));
         let mut locked = Self {
             product,
             buckets,
@@ -517,9 +522,11 @@ impl LockedProduct {
         // threshold crossing shows on exactly one of them.
         let mut before = self.as_locked;
         for event in &mut self.events {
-            event.was_low = before.map(|(low, _)| low);
-            event.was_available = before.map(|(_, available)| available);
-            before = Some((event.is_low(), event.available()));
+            event.was_low = before.map(|(low, ..)| low);
+            event.was_available = before.map(|(_, available, _)| available);
+            event.was_deleted = before.map(|(.., deleted)| deleted);
+            event.deleted = self.product.is_deleted();
+            before = Some((event.is_low(), event.available(), event.deleted));
         }
         if !self.ended_reservations.is_empty() {
             use reservation::Column;

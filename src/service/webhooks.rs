@@ -38,7 +38,8 @@ pub struct WebhookChanges {
     pub url: Option<String>,
     pub event_types: Option<Vec<String>>,
     pub description: Option<String>,
-    /// `true` enables a webhook again (after a `410`), `false` pauses it.
+    /// `true` enables a webhook again (after a `410`); `false` stops it: events committed
+    /// while it is off are not sent to it.
     pub enabled: Option<bool>,
 }
 
@@ -233,23 +234,23 @@ impl WebhookService {
     /// Sends a delivery's event again, as a new delivery (same event id, so receivers can
     /// drop it if they had it). `BAD_USER_INPUT` for an unknown delivery or an event that was
     /// pruned.
-    pub async fn redeliver(&self, delivery_id: Uuid) -> Result<webhook_delivery::Model> {
+    /// Returns the new delivery and its event's type.
+    pub async fn redeliver(&self, delivery_id: Uuid) -> Result<(webhook_delivery::Model, String)> {
         let transaction = self.database.begin_write().await?;
         let original = webhook_delivery::Entity::find_by_id(delivery_id)
             .one(&*transaction)
             .await?
             .ok_or_else(|| Error::bad_field("deliveryId", "no delivery has this id"))?;
-        let event_kept = outbox_event::Entity::find()
+        let Some(event) = outbox_event::Entity::find()
             .filter(outbox_event::Column::Id.eq(original.event_id))
             .one(&*transaction)
             .await?
-            .is_some();
-        if !event_kept {
+        else {
             return Err(Error::bad_field(
                 "deliveryId",
                 "this delivery's event is past the retention period",
             ));
-        }
+        };
         let at = now();
         let again = webhook_delivery::Model {
             id: Uuid::now_v7(),
@@ -268,7 +269,7 @@ impl WebhookService {
         .insert(&*transaction)
         .await?;
         transaction.commit().await?;
-        Ok(again)
+        Ok((again, event.event_type))
     }
 
     async fn checked_url(&self, url: &str) -> Result<String> {

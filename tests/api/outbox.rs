@@ -32,6 +32,10 @@ on_both_backends!(
     webhook_targets_on_internal_addresses_are_refused_and_nothing_is_created,
     every_event_survives_a_kill_minus_nine_under_load,
     a_broker_away_for_twenty_seconds_loses_nothing_and_the_lag_shows_it,
+    a_broker_that_stops_answering_is_given_up_and_the_relay_goes_on,
+    deleting_webhooks_never_fails_the_changes_committing_meanwhile,
+    a_deleted_product_stays_silent,
+    an_answer_with_a_nul_byte_is_recorded_once,
 );
 
 /// The broker every test uses.
@@ -544,12 +548,38 @@ async fn every_event_survives_a_kill_minus_nine_under_load(backend: Backend) {
     consumer.delete().await;
 }
 
-/// A TCP proxy in front of the broker that can be switched off: while off it drops every
-/// connection it carries and refuses new ones.
+/// A TCP proxy in front of the broker that can be switched off (it drops every connection it
+/// carries and refuses new ones) or told to stall the connections it carries (they stay open
+/// and forward nothing, as a broker that stopped answering; new ones work).
 struct Proxy {
     address: SocketAddr,
     up: Arc<AtomicBool>,
-    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    connections: Arc<Mutex<Vec<Carried>>>,
+}
+
+/// A connection the proxy carries: its task, and whether it is stalled.
+type Carried = (tokio::task::AbortHandle, Arc<AtomicBool>);
+
+/// Copies `from` to `to` until either closes; while `stalled`, holds what it read.
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Proxy {
@@ -563,16 +593,26 @@ impl Proxy {
         let up = proxy.up.clone();
         let connections = proxy.connections.clone();
         tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 if !up.load(Ordering::SeqCst) {
                     continue; // dropped: the client sees the connection close
                 }
+                let stalled = Arc::new(AtomicBool::new(false));
+                let flag = stalled.clone();
                 let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if let Ok(outbound) = TcpStream::connect(target).await {
+                        let (in_read, in_write) = inbound.into_split();
+                        let (out_read, out_write) = outbound.into_split();
+                        tokio::join!(
+                            forward(in_read, out_write, flag.clone()),
+                            forward(out_read, in_write, flag),
+                        );
                     }
                 });
-                connections.lock().unwrap().push(task.abort_handle());
+                connections
+                    .lock()
+                    .unwrap()
+                    .push((task.abort_handle(), stalled));
             }
         });
         proxy
@@ -581,9 +621,16 @@ impl Proxy {
     fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::SeqCst);
         if !up {
-            for connection in self.connections.lock().unwrap().drain(..) {
+            for (connection, _) in self.connections.lock().unwrap().drain(..) {
                 connection.abort();
             }
+        }
+    }
+
+    /// The connections open now forward nothing more (and are never closed); new ones work.
+    fn stall_open_connections(&self) {
+        for (_, stalled) in self.connections.lock().unwrap().iter() {
+            stalled.store(true, Ordering::SeqCst);
         }
     }
 }
@@ -756,4 +803,195 @@ async fn postgres_two_instances_deliver_every_event_and_never_the_same_one_at_on
         "two instances sent the same webhook event at once"
     );
     consumer.delete().await;
+}
+
+async fn a_broker_that_stops_answering_is_given_up_and_the_relay_goes_on(backend: Backend) {
+    let exchange = unique_exchange();
+    let proxy = Proxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let proxied = amqp_url().replace("127.0.0.1:5672", &proxy.address.to_string());
+    let app = spawn_app_with(
+        backend,
+        &["--amqp-url", &proxied, "--amqp-exchange", &exchange],
+    )
+    .await;
+    let consumer = Consumer::bind(&exchange).await;
+    let product = id_of(&app.create_product("Silent", "SILENT-1", 100, 0).await);
+    consumer
+        .received
+        .wait_for("the creation", Duration::from_secs(10), |events| {
+            !events.is_empty()
+        })
+        .await;
+
+    // The relay's connection goes silent: nothing it sends gets an answer, and it is never
+    // closed. Changes made now must still reach the broker, over a new connection.
+    proxy.stall_open_connections();
+    for _ in 0..5 {
+        assert_no_errors(&app.reduce_stock(&product, 1).await);
+    }
+    consumer
+        .received
+        .wait_for(
+            "the changes after the stall",
+            Duration::from_secs(45),
+            |events| events.len() >= 6,
+        )
+        .await;
+    assert_sequences_complete(&consumer.received.all());
+    consumer.delete().await;
+}
+
+async fn deleting_webhooks_never_fails_the_changes_committing_meanwhile(backend: Backend) {
+    let app = spawn_app_with(backend, &["--webhook-allow-private-targets"]).await;
+    let (_receiver, hook_url) = Receiver::start(Duration::ZERO).await;
+    let product = id_of(&app.create_product("Churn", "CHURN-1", 0, 0).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let app = app.clone_for_worker(&reqwest::Client::new());
+            let product = product.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut failures = Vec::new();
+                for _ in 0..2_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let response = app.add_stock(&product, 1).await;
+                    if response.get("errors").is_some() {
+                        failures.push(response);
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        let created = app
+            .graphql(
+                "mutation($url: String!) { createWebhook(input: { url: $url }) { id } }",
+                json!({ "url": hook_url }),
+            )
+            .await;
+        assert_no_errors(&created);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let deleted = app
+            .graphql(
+                "mutation($id: ID!) { deleteWebhook(id: $id) { id } }",
+                json!({ "id": created["data"]["createWebhook"]["id"] }),
+            )
+            .await;
+        assert_no_errors(&deleted);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        let failures = writer.await.unwrap();
+        assert!(failures.is_empty(), "writes failed: {:#}", failures[0]);
+    }
+}
+
+async fn a_deleted_product_stays_silent(backend: Backend) {
+    let exchange = unique_exchange();
+    let url = amqp_url();
+    let app = spawn_app_with(
+        backend,
+        &[
+            "--amqp-url",
+            &url,
+            "--amqp-exchange",
+            &exchange,
+            "--reservation-sweep-interval",
+            "200ms",
+        ],
+    )
+    .await;
+    let consumer = Consumer::bind(&exchange).await;
+    let product = id_of(&app.create_product("Gone", "GONE-1", 10, 8).await);
+    let reserved = app
+        .graphql(
+            "mutation($id: ID!) { reserveStock(productId: $id, quantity: 3, ttlSeconds: 1) { id } }",
+            json!({ "id": product }),
+        )
+        .await;
+    assert_no_errors(&reserved);
+    let deleted = app
+        .graphql(
+            "mutation($id: ID!) { deleteProduct(id: $id) { id } }",
+            json!({ "id": product }),
+        )
+        .await;
+    assert_no_errors(&deleted);
+    // The reservation runs out after the deletion; the sweep gives its units back quietly.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    consumer.received.settle(Duration::from_millis(500)).await;
+    let types: Vec<String> = consumer
+        .received
+        .all()
+        .iter()
+        .map(|event| event["type"].as_str().unwrap().to_owned())
+        .collect();
+    // Created (10 available, reorder level 8: in stock); reserved 3 (7 available: low);
+    // deleted. Nothing after.
+    assert_eq!(
+        types,
+        [
+            "product.created",
+            "stock.changed",
+            "stock.low",
+            "product.deleted"
+        ],
+        "{types:?}"
+    );
+    consumer.delete().await;
+}
+
+async fn an_answer_with_a_nul_byte_is_recorded_once(backend: Backend) {
+    let app = spawn_app_with(backend, &["--webhook-allow-private-targets"]).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = requests.clone();
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                (StatusCode::OK, "o\0k")
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let created = app
+        .graphql(
+            "mutation($url: String!) { createWebhook(input: { url: $url, eventTypes: [\"product.created\"] }) { id } }",
+            json!({ "url": url }),
+        )
+        .await;
+    assert_no_errors(&created);
+    let webhook = created["data"]["createWebhook"]["id"].clone();
+    app.create_product("Nul", "NUL-1", 1, 0).await;
+    let started = Instant::now();
+    loop {
+        let log = app
+            .graphql(
+                "query($id: ID!) { webhookDeliveries(webhookId: $id) { edges { node { status attempts lastResponse } } } }",
+                json!({ "id": webhook }),
+            )
+            .await;
+        assert_no_errors(&log);
+        let node = &log["data"]["webhookDeliveries"]["edges"][0]["node"];
+        if node["status"] == "SUCCEEDED" {
+            assert_eq!(node["attempts"], 1);
+            assert!(node["lastResponse"].as_str().unwrap().starts_with('o'));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never recorded: {log:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "sent more than once");
 }

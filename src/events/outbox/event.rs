@@ -62,6 +62,11 @@ pub struct NewOutboxEvent {
 pub fn outbox_events(changes: &[StockEvent]) -> Vec<NewOutboxEvent> {
     let mut events = Vec::with_capacity(changes.len());
     for change in changes {
+        // A deleted product stays silent: a sweep that still touches it (a reservation
+        // running out, a lot passing its date) is no news to anyone outside.
+        if change.deleted && change.was_deleted == Some(true) {
+            continue;
+        }
         let data = data_of(change);
         let mut push = |event_type: &'static str, data: &Value| {
             events.push(NewOutboxEvent {
@@ -73,7 +78,8 @@ pub fn outbox_events(changes: &[StockEvent]) -> Vec<NewOutboxEvent> {
             });
         };
         push(change_type(change), &data);
-        if change.deleted {
+        // No alerts for a deletion, nor for a restore (the stock did not move).
+        if change.deleted || change.was_deleted == Some(true) {
             continue;
         }
         let alert = json!({ "product": data["product"], "previous": data["previous"] });
@@ -244,9 +250,15 @@ mod tests {
         assert_eq!(types(&change), [PRODUCT_UPDATED]);
 
         change.deleted = true;
+        change.was_deleted = Some(false);
         change.was_low = Some(false);
         change.was_available = Some(10);
         assert_eq!(types(&change), [PRODUCT_DELETED]);
+
+        // Changes to a product deleted already (a sweep) say nothing.
+        change.was_deleted = Some(true);
+        change.was_available = Some(12);
+        assert_eq!(types(&change), Vec::<&str>::new());
     }
 
     #[test]

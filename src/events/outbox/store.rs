@@ -51,14 +51,20 @@ WITH input AS (
     JOIN counts c ON c.product_id = i.product_id
     ORDER BY i.ord
     RETURNING position, id, event_type, product_id
-), fanned_out AS (
-    INSERT INTO webhook_deliveries
-        (id, webhook_id, event_id, product_id, position, status, attempts, next_attempt_at, created_at)
-    SELECT gen_random_uuid(), w.id, s.id, s.product_id, s.position, 'PENDING', 0,
-           clock_timestamp(), clock_timestamp()
+), receivers AS (
+    -- KEY SHARE: a webhook being deleted right now is waited for and then left out, instead
+    -- of failing this change on the deliveries' foreign key.
+    SELECT w.id AS webhook_id, s.id AS event_id, s.product_id, s.position
     FROM stored s
     JOIN webhooks w ON w.enabled
         AND (w.event_types = '' OR strpos(w.event_types, ',' || s.event_type || ',') > 0)
+    FOR KEY SHARE OF w
+), fanned_out AS (
+    INSERT INTO webhook_deliveries
+        (id, webhook_id, event_id, product_id, position, status, attempts, next_attempt_at, created_at)
+    SELECT gen_random_uuid(), webhook_id, event_id, product_id, position, 'PENDING', 0,
+           clock_timestamp(), clock_timestamp()
+    FROM receivers
 )
 SELECT pg_notify($3, payload)
 FROM json_array_elements_text($2::json) WITH ORDINALITY AS note(payload, ord)

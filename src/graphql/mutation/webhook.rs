@@ -31,8 +31,9 @@ impl WebhookMutation {
         Ok(Some(WebhookWithSecret(created)))
     }
 
-    /// Changes a webhook's URL, event types, description, or turns it on or off. Errors as
-    /// for `createWebhook`, and `BAD_USER_INPUT` for an unknown id.
+    /// Changes a webhook's URL, event types, description, or turns it on or off (events
+    /// committed while it is off are not sent to it). Errors as for `createWebhook`, and
+    /// `BAD_USER_INPUT` for an unknown id.
     async fn update_webhook(
         &self,
         ctx: &Context<'_>,
@@ -69,10 +70,10 @@ impl WebhookMutation {
         delivery_id: ID,
     ) -> Result<Option<WebhookDelivery>> {
         let id = parse_id("deliveryId", &delivery_id)?;
-        let delivery = ctx.services()?.webhooks.redeliver(id).await?;
+        let (delivery, event_type) = ctx.services()?.webhooks.redeliver(id).await?;
         Ok(Some(WebhookDelivery {
             delivery,
-            event_type: None,
+            event_type: Some(event_type),
         }))
     }
 }

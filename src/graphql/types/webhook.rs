@@ -237,7 +237,8 @@ pub struct UpdateWebhookInput {
     pub event_types: Option<Vec<String>>,
     /// A new description.
     pub description: Option<String>,
-    /// `true` turns a disabled webhook back on; `false` pauses it.
+    /// `true` turns a disabled webhook back on; `false` stops it (events committed while it
+    /// is off are not sent to it).
     pub enabled: Option<bool>,
 }
 
