@@ -29,12 +29,14 @@ and the hooks' samples), and the server's WARN/ERROR log lines. Exit status 0 on
 backend passed.
 
 Environment:
-- STOCKROOM_FUZZ_EXAMPLES: Schemathesis' --max-examples, per root field (default 1,150, which
-  is a little over 20,000 requests for the 18 root fields).
+- STOCKROOM_FUZZ_EXAMPLES: Schemathesis' --max-examples, per root field (default: enough for
+  5% more than STOCKROOM_FUZZ_MIN_REQUESTS over the schema's query and mutation root fields,
+  counted by introspection, so the run's length follows the minimum, not the schema's size).
 - STOCKROOM_FUZZ_MIN_REQUESTS: the fewest requests a backend must have sent (default 20,000).
 - STOCKROOM_FUZZ_WORKERS: Schemathesis' --workers per backend (default 1: its workers are
   threads sharing one interpreter, so more only add contention).
-- STOCKROOM_FUZZ_DEADLINE: seconds the whole run may take before it counts as a hang (420).
+- STOCKROOM_FUZZ_DEADLINE: seconds the whole run may take before it counts as a hang (900; a
+  run of both backends at once on two cores sends about 40 requests a second each).
 - STOCKROOM_TEST_SEED: the generator's seed (printed on every run; set it to replay one).
 - STOCKROOM_FUZZ_REPORTS: a folder for Schemathesis' JUnit and NDJSON reports (none if unset).
 - TEST_LOG=1: print the server's whole log.
@@ -61,10 +63,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 HOOKS = HERE / "hooks.py"
 
-EXAMPLES = int(os.environ.get("STOCKROOM_FUZZ_EXAMPLES", "1150"))
+EXAMPLES = int(os.environ.get("STOCKROOM_FUZZ_EXAMPLES", "0"))  # 0: derived from the schema
 WORKERS = int(os.environ.get("STOCKROOM_FUZZ_WORKERS", "1"))
 MIN_REQUESTS = int(os.environ.get("STOCKROOM_FUZZ_MIN_REQUESTS", "20000"))
-DEADLINE = float(os.environ.get("STOCKROOM_FUZZ_DEADLINE", "420"))
+DEADLINE = float(os.environ.get("STOCKROOM_FUZZ_DEADLINE", "900"))
 REQUEST_TIMEOUT = 10  # seconds without an answer that count as a hang
 START_TIMEOUT = 60
 STOP_TIMEOUT = 30
@@ -315,7 +317,16 @@ class Backend:
 
     # --- the fuzzer -------------------------------------------------------------------------
 
-    def start_fuzzer(self, seed):
+    def root_field_count(self):
+        """How many query and mutation root fields the schema has (what Schemathesis fuzzes)."""
+        answer = graphql_request(
+            self.address,
+            "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }",
+        )
+        schema = answer["__schema"]
+        return sum(len((schema.get(root) or {}).get("fields") or []) for root in ("queryType", "mutationType"))
+
+    def start_fuzzer(self, seed, examples):
         schemathesis = shutil.which("schemathesis")
         if schemathesis is None:
             raise RuntimeError("schemathesis is not installed: pip install -r tests/fuzz/requirements.txt")
@@ -330,7 +341,7 @@ class Backend:
             "--phases",
             "fuzzing",
             "--max-examples",
-            str(EXAMPLES),
+            str(examples),
             "--seed",
             str(seed),
             "--workers",
@@ -443,7 +454,6 @@ def main():
     binary = str(Path(sys.argv[1]).resolve())
     postgres = sys.argv[2].rstrip("/") if len(sys.argv) == 3 else None
     seed = int(os.environ.get("STOCKROOM_TEST_SEED") or random.SystemRandom().getrandbits(63))
-    log(f"GraphQL fuzz: seed {seed} (STOCKROOM_TEST_SEED={seed} replays it), {EXAMPLES} examples per root field")
 
     workspace = Path(tempfile.mkdtemp(prefix="stockroom-fuzz-"))
     backends = []
@@ -463,8 +473,14 @@ def main():
         for backend in backends:
             backend.start()
             backend.seed()
+        fields = backends[0].root_field_count()
+        examples = EXAMPLES or -(-MIN_REQUESTS * 105 // 100 // fields)
+        log(
+            f"GraphQL fuzz: seed {seed} (STOCKROOM_TEST_SEED={seed} replays it), "
+            f"{examples} examples for each of {fields} root fields"
+        )
         for backend in backends:
-            backend.start_fuzzer(seed)
+            backend.start_fuzzer(seed, examples)
         deadline = started + DEADLINE
         for backend in backends:
             backend.wait_fuzzer(deadline)
