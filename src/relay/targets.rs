@@ -32,8 +32,10 @@ pub enum TargetError {
     Private(IpAddr),
     #[error("the host {0} does not resolve")]
     Unresolved(String),
-    #[error("the host {host} resolves to {address}, a loopback, private or link-local address")]
-    ResolvesPrivate { host: String, address: IpAddr },
+    // The address itself is not shown: an administrator's error must not be a way to look up
+    // internal names.
+    #[error("the host {host} resolves to a loopback, private or link-local address")]
+    ResolvesPrivate { host: String },
 }
 
 /// Whether `address` is one a webhook must not reach without `--webhook-allow-private-targets`.
@@ -51,8 +53,11 @@ pub fn is_internal(address: IpAddr) -> bool {
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                // ::/96, the deprecated IPv4-compatible form
+                // ::/96, the deprecated IPv4-compatible form; ::ffff:0:0/96, IPv4-translated
                 || segments[..6] == [0; 6]
+                || segments[..6] == [0, 0, 0, 0, 0xffff, 0]
+                // 2001::/32 Teredo
+                || (first == 0x2001 && segments[1] == 0)
                 // fc00::/7 unique local, fe80::/10 link-local, fec0::/10 site-local
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
@@ -133,10 +138,8 @@ pub async fn check(url: &str, allow_private: bool) -> Result<Url, TargetError> {
         return Err(TargetError::Unresolved(host));
     }
     if let Some(address) = addresses.iter().find(|address| is_internal(address.ip())) {
-        return Err(TargetError::ResolvesPrivate {
-            host,
-            address: address.ip(),
-        });
+        tracing::info!(%host, address = %address.ip(), "webhook target refused: resolves to an internal address");
+        return Err(TargetError::ResolvesPrivate { host });
     }
     Ok(parsed)
 }
@@ -197,6 +200,8 @@ mod tests {
             "http://192.0.0.1/",
             "http://[100::1]/",
             "http://[64:ff9b:1::1]/",
+            "http://[::ffff:0:7f00:1]/",
+            "http://[2001:0:4136:e378::1]/",
         ] {
             assert!(
                 matches!(check_form(url, false), Err(TargetError::Private(_))),

@@ -34,6 +34,8 @@ use crate::events::outbox::envelope;
 pub const RESPONSE_PREFIX_BYTES: usize = 256;
 /// Most deliveries sent at once by one instance.
 const SENDING_SLOTS: usize = 32;
+/// Most deliveries of one product sent one after another on a slot before it is given back.
+const MAX_DELIVERIES_PER_CHAIN: usize = 64;
 /// When recording an attempt's outcome failed, the delivery is tried again after this.
 const RECORD_FAILURE_RETRY_SECONDS: i64 = 30;
 /// Most redirects followed (each one checked like the first target).
@@ -150,8 +152,14 @@ impl Dispatcher {
                 let dispatcher = self.clone();
                 tokio::spawn(async move {
                     let mut next = Some(delivery);
+                    let mut sent = 0;
                     while let Some(delivery) = next.take() {
-                        if dispatcher.attempt_and_record(delivery.clone()).await {
+                        sent += 1;
+                        // A busy product gives its slot back now and then, so it does not
+                        // hold a slot for as long as its events keep coming.
+                        if dispatcher.attempt_and_record(delivery.clone()).await
+                            && sent < MAX_DELIVERIES_PER_CHAIN
+                        {
                             next = match dispatcher.claim_next_in_order(&delivery).await {
                                 Ok(next) => next,
                                 Err(error) => {
@@ -188,27 +196,32 @@ impl Dispatcher {
     }
 
     /// When the next delivery this instance could claim falls due: pending, its webhook
-    /// enabled, not held by another instance (`None`: nothing is waiting).
+    /// enabled, not held by another instance, and first in its product's order (`None`:
+    /// nothing is waiting). Deliveries waiting behind an earlier one that is being retried
+    /// are not due, whatever their own time says.
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
-        use sea_orm::{JoinType, QueryOrder, QuerySelect, RelationTrait};
-        Ok(webhook_delivery::Entity::find()
-            .select_only()
-            .column(webhook_delivery::Column::NextAttemptAt)
-            .join(
-                JoinType::InnerJoin,
-                webhook_delivery::Relation::Webhook.def(),
-            )
-            .filter(webhook::Column::Enabled.eq(true))
-            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
-            .filter(
-                sea_orm::Condition::any()
-                    .add(webhook_delivery::Column::ClaimedUntil.is_null())
-                    .add(webhook_delivery::Column::ClaimedUntil.lt(Utc::now())),
-            )
-            .order_by_asc(webhook_delivery::Column::NextAttemptAt)
-            .into_tuple()
+        let backend = if self.database.is_postgres() {
+            DbBackend::Postgres
+        } else {
+            DbBackend::Sqlite
+        };
+        let next = webhook_delivery::Entity::find()
+            .from_raw_sql(Statement::from_sql_and_values(
+                backend,
+                "SELECT c.* FROM webhook_deliveries c \
+                 JOIN webhooks w ON w.id = c.webhook_id \
+                 WHERE c.status = 'PENDING' AND w.enabled \
+                   AND (c.claimed_until IS NULL OR c.claimed_until < $1) \
+                   AND NOT EXISTS ( \
+                       SELECT 1 FROM webhook_deliveries p \
+                       WHERE p.webhook_id = c.webhook_id AND p.product_id = c.product_id \
+                         AND p.status = 'PENDING' AND p.position < c.position) \
+                 ORDER BY c.next_attempt_at LIMIT 1",
+                [Utc::now().into()],
+            ))
             .one(self.database.connection())
-            .await?)
+            .await?;
+        Ok(next.map(|delivery| delivery.next_attempt_at))
     }
 
     async fn claim(&self, limit: u64) -> Result<Vec<webhook_delivery::Model>> {
@@ -298,6 +311,16 @@ impl Dispatcher {
             event.sequence,
             &event.data,
         );
+        let lease_left = delivery
+            .claimed_until
+            .map_or(chrono::Duration::zero(), |until| until - Utc::now());
+        if lease_left.to_std().unwrap_or_default() < self.settings.timeout {
+            // Waiting for a connection took most of the lease: an attempt now could outlive
+            // it and run alongside another instance's. The lease runs out and it is claimed
+            // again.
+            tracing::debug!(delivery = %delivery.id, "lease nearly out before sending; left for a new claim");
+            return Ok(false);
+        }
         let outcome = self.send(&hook, &event, body).await;
         let delivered = matches!(outcome, Outcome::Delivered(..));
         self.record(&delivery, &hook, outcome).await?;
@@ -564,12 +587,14 @@ impl Dispatcher {
         };
         change(&mut row);
         let transaction = self.database.begin_write().await?;
-        // Only while the row is still this attempt's (pending, with our lease): a delivery
-        // that was meanwhile redone by hand or failed by a 410 keeps its newer state.
+        // Only while the row is still this attempt's (pending, with our lease: the claim's
+        // `claimed_until` is the fencing token): a delivery that was meanwhile failed by a 410,
+        // or whose lease ran out and was claimed again, keeps its newer state.
         webhook_delivery::Entity::update_many()
             .set(row)
             .filter(webhook_delivery::Column::Id.eq(delivery.id))
             .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
+            .filter(webhook_delivery::Column::ClaimedUntil.eq(delivery.claimed_until))
             .exec(&*transaction)
             .await?;
         transaction.commit().await?;

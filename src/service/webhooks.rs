@@ -124,6 +124,7 @@ impl WebhookService {
             .transpose()?;
         let transaction = self.database.begin_write().await?;
         let current = webhook::Entity::find_by_id(id)
+            .lock_exclusive()
             .one(&*transaction)
             .await?
             .ok_or_else(unknown_webhook)?;
@@ -154,7 +155,10 @@ impl WebhookService {
     /// Deletes a webhook and its delivery log; returns it. `BAD_USER_INPUT` for an unknown id.
     pub async fn delete(&self, id: Uuid) -> Result<webhook::Model> {
         let transaction = self.database.begin_write().await?;
+        // The webhook's row first, as every other writer of a webhook and its deliveries
+        // takes them (a 410 answer, an update): no lock-order deadlock between them.
         let current = webhook::Entity::find_by_id(id)
+            .lock_exclusive()
             .one(&*transaction)
             .await?
             .ok_or_else(unknown_webhook)?;

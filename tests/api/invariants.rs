@@ -207,7 +207,14 @@ async fn after_a_kill_mid_load_and_a_restart_verify_finds_every_acknowledged_cha
         })
         .collect();
 
+    // Kill once the load is well under way (a busy machine gets there later, not never).
+    let started = std::time::Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    while acknowledged_movements.lock().await.len() <= 60
+        && started.elapsed() < Duration::from_secs(30)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut server = server;
     server.child.start_kill().expect("SIGKILL");
     server.child.wait().await.unwrap();

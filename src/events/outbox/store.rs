@@ -52,13 +52,14 @@ WITH input AS (
     ORDER BY i.ord
     RETURNING position, id, event_type, product_id
 ), receivers AS (
-    -- KEY SHARE: a webhook being deleted right now is waited for and then left out, instead
-    -- of failing this change on the deliveries' foreign key.
+    -- SHARE: a webhook being deleted or disabled right now is waited for and then left out
+    -- (its row is read again after the wait), instead of failing this change on the
+    -- deliveries' foreign key or adding deliveries to a webhook that was just turned off.
     SELECT w.id AS webhook_id, s.id AS event_id, s.product_id, s.position
     FROM stored s
     JOIN webhooks w ON w.enabled
         AND (w.event_types = '' OR strpos(w.event_types, ',' || s.event_type || ',') > 0)
-    FOR KEY SHARE OF w
+    FOR SHARE OF w
 ), fanned_out AS (
     INSERT INTO webhook_deliveries
         (id, webhook_id, event_id, product_id, position, status, attempts, next_attempt_at, created_at)
