@@ -1,13 +1,18 @@
-//! `cargo bench --bench load`: Stockroom's throughput next to pgbench running comparable SQL on
-//! the same database, side by side in one run.
+//! `cargo bench --bench load`: Stockroom's throughput and latency, measured from outside, next
+//! to `pgbench` running comparable SQL on the same database in the same run.
 //!
-//! Creates a fresh PostgreSQL database on the server at `--database-url` / `BENCH_DATABASE_URL`
-//! (default `postgres://postgres@127.0.0.1:5432`), fills it with products, starts the real server
-//! in this process on 127.0.0.1 port 0, drives it with concurrent HTTP clients for a bounded time per
-//! scenario, and runs `pgbench` with the equivalent SQL on the same database as the reference.
-//! Prints one line per scenario and writes the same as JSON to `target/bench/load.json`.
-//! `--seconds N` sets each phase's length (default 8), `--only SCENARIO` runs one scenario;
-//! the database is dropped at the end.
+//! The server is the release binary, started as a process of its own on 127.0.0.1 port 0, so
+//! the RSS and CPU figures are the server's alone; this process only generates load. Each
+//! scenario drives it with concurrent HTTP (or WebSocket) clients for a bounded time and
+//! counts only successful answers; failures are printed on every line. References are the
+//! SQL named on each line, run by pgbench against the same database.
+//!
+//! Options: `--database postgres` (default: a fresh database on the server at
+//! `--database-url` / `BENCH_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432`, dropped
+//! at the end) or `--database sqlite` (a fresh file in a temporary folder; no pgbench
+//! references there), `--seconds N` each phase's length (default 8), `--only SCENARIO` one
+//! scenario. Prints one line per scenario and writes them as JSON to
+//! `target/bench/load-<database>.json`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,22 +20,28 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use clap::Parser;
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
-use stockroom::config::Cli;
-use stockroom::startup::Application;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 const CLIENTS: usize = 64;
+/// Clients of the latency scenarios (deep pages, the large catalogue).
+const LATENCY_CLIENTS: usize = 8;
 const SPREAD_PRODUCTS: u64 = 10_000;
 const DEEP_PRODUCTS: u64 = 200_000;
+const CATALOG_PRODUCTS: u64 = 2_000_000;
 const SUBSCRIBERS: usize = 5_000;
 const CHANGES_PER_SECOND: u64 = 100;
+/// Linux reports process CPU time in clock ticks of 1/100 s (`USER_HZ`).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+const REDUCE_ONE: &str = "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }";
+const PRODUCT_BY_ID: &str = "query($id: ID!) { product(id: $id) { id name sku stock reserved available reorderLevel status version createdAt updatedAt deletedAt } }";
 
 /// A seeded product's id: deterministic so pgbench can name the same rows.
 fn seeded_id(group: u32, n: u64) -> String {
@@ -45,8 +56,24 @@ fn seeded_id_sql(group: u32) -> String {
     )
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
 struct Options {
     server: String,
+    backend: Backend,
     seconds: u64,
     only: Option<String>,
 }
@@ -54,12 +81,20 @@ struct Options {
 fn options() -> Options {
     let mut server = std::env::var("BENCH_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    let mut backend = Backend::Postgres;
     let mut seconds = 8;
     let mut only = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--database-url" => server = args.next().expect("--database-url URL"),
+            "--database" => {
+                backend = match args.next().as_deref() {
+                    Some("postgres") => Backend::Postgres,
+                    Some("sqlite") => Backend::Sqlite,
+                    _ => panic!("--database postgres|sqlite"),
+                }
+            }
             "--seconds" => {
                 seconds = args
                     .next()
@@ -72,6 +107,7 @@ fn options() -> Options {
     }
     Options {
         server: server.trim_end_matches('/').to_owned(),
+        backend,
         seconds,
         only,
     }
@@ -95,26 +131,192 @@ fn describe(row: &Value) -> String {
             .as_f64()
             .map_or("-".to_owned(), |v| format!("{v:.1}"))
     };
+    let reference = match row["reference_per_second"].as_f64() {
+        Some(value) => format!(
+            "reference {value:.1}/s ({})",
+            row["reference"].as_str().unwrap_or_default()
+        ),
+        None => "no reference".to_owned(),
+    };
     format!(
-        "{:<15} {:>10} {}  p50 {:>8} ms  p99 {:>8} ms  reference {:>10}/s  ratio {:>6} (goal {})  peak RSS {} MB  {}",
+        "{:<22} {:>10} {} ok, {} failed  p50 {} ms  p99 {} ms  {reference}  ratio {} (goal {})  server: peak RSS {} MB, CPU {}%  {}",
         row["scenario"].as_str().unwrap_or_default(),
         number("requests_per_second"),
         row["unit"].as_str().unwrap_or("req/s"),
+        row["failures"].as_u64().unwrap_or(0),
         number("p50_ms"),
         number("p99_ms"),
-        number("reference_per_second"),
         row["ratio"]
             .as_f64()
             .map_or("-".to_owned(), |v| format!("{v:.2}")),
         row["goal"].as_str().unwrap_or_default(),
         number("peak_rss_mb"),
+        number("cpu_percent"),
         row["note"].as_str().unwrap_or_default(),
     )
 }
 
-/// Resident memory of this process (server and load generator together), in MB.
-fn rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// A server process: the release binary, on its own port, killed when dropped.
+struct Server {
+    child: tokio::process::Child,
+    base: String,
+    graphql: String,
+    ws: String,
+    metrics: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    /// Starts `stockroom serve` on `database_url` with `args` added, and waits until it listens.
+    async fn start(database_url: &str, args: &[&str]) -> Arc<Server> {
+        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let metrics_listen = format!("127.0.0.1:{metrics_port}");
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stockroom"))
+            .args([
+                "serve",
+                "--database-url",
+                database_url,
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                &metrics_listen,
+                "--log-format",
+                "json",
+                "--db-max-connections",
+                "16",
+                "--max-root-fields",
+                "20",
+            ])
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("STOCKROOM_JWT_SECRET")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the server binary starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let address = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Ok(entry) = serde_json::from_str::<Value>(&line)
+                    && line.contains("stockroom is listening")
+                    && let Some(address) = entry["address"].as_str()
+                {
+                    return address.to_owned();
+                }
+            }
+            panic!("the server exited before listening");
+        })
+        .await
+        .expect("the server listens within 60 s");
+        // Keep reading its log so that it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Arc::new(Server {
+            child,
+            base: format!("http://{address}"),
+            graphql: format!("http://{address}/graphql"),
+            ws: format!("ws://{address}/graphql/ws"),
+            metrics: format!("http://{metrics_listen}/metrics"),
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(CLIENTS * 2)
+                .build()
+                .unwrap(),
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().expect("the server runs")
+    }
+
+    /// Posts a GraphQL body; true when the answer came and carries no errors.
+    async fn post(&self, body: String) -> bool {
+        match self
+            .client
+            .post(&self.graphql)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(response) if response.status().is_success() => response
+                .bytes()
+                .await
+                .is_ok_and(|bytes| !bytes.windows(9).any(|w| w == b"\"errors\":")),
+            _ => false,
+        }
+    }
+
+    /// Runs one GraphQL operation that must succeed; returns its `data`.
+    async fn call(&self, query: &str, variables: Value) -> Value {
+        let response: Value = self
+            .client
+            .post(&self.graphql)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(response.get("errors").is_none(), "{response}");
+        response["data"].clone()
+    }
+
+    /// A product created through the API; returns its id.
+    async fn create_product(&self, name: &str, sku: &str, stock: i64) -> String {
+        self.call(
+            "mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }",
+            json!({ "input": { "name": name, "sku": sku, "stock": stock } }),
+        )
+        .await["createProduct"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The sum of a metric's samples whose line starts with `name`, from `/metrics`.
+    async fn metric(&self, name: &str) -> f64 {
+        let text = match self.client.get(&self.metrics).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        text.lines()
+            .filter(|line| line.starts_with(name))
+            .filter_map(|line| line.rsplit(' ').next())
+            .filter_map(|value| value.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// The server's resident memory, in MB.
+    fn rss_mb(&self) -> f64 {
+        process_rss_mb(self.pid())
+    }
+
+    /// CPU time the server has used so far (user and system), in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses and may hold spaces):
+        // utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |index: usize| {
+            fields
+                .get(index)
+                .and_then(|value| value.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / TICKS_PER_SECOND
+    }
+}
+
+fn process_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
@@ -129,30 +331,49 @@ fn rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Samples RSS until stopped; returns the peak.
-struct RssSampler {
+/// Watches the server during a phase: its peak RSS (sampled every 50 ms) and its CPU use.
+struct Watch {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<f64>,
+    cpu_before: f64,
+    started: Instant,
+    server: Arc<Server>,
 }
 
-impl RssSampler {
-    fn start() -> Self {
+struct Watched {
+    peak_rss_mb: f64,
+    cpu_percent: f64,
+}
+
+impl Watch {
+    fn start(server: &Arc<Server>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let pid = server.pid();
         let task = tokio::spawn(async move {
-            let mut peak = rss_mb();
+            let mut peak = process_rss_mb(pid);
             while !flag.load(Ordering::Relaxed) {
-                peak = peak.max(rss_mb());
+                peak = peak.max(process_rss_mb(pid));
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             peak
         });
-        Self { stop, task }
+        Self {
+            stop,
+            task,
+            cpu_before: server.cpu_seconds(),
+            started: Instant::now(),
+            server: server.clone(),
+        }
     }
 
-    async fn peak(self) -> f64 {
+    async fn end(self) -> Watched {
         self.stop.store(true, Ordering::Relaxed);
-        self.task.await.unwrap_or(0.0)
+        let cpu = self.server.cpu_seconds() - self.cpu_before;
+        Watched {
+            peak_rss_mb: self.task.await.unwrap_or(0.0),
+            cpu_percent: 100.0 * cpu / self.started.elapsed().as_secs_f64(),
+        }
     }
 }
 
@@ -166,15 +387,25 @@ fn subscriber_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid bounds")
 }
 
+/// What a phase of load did: answers with and without errors, and the latency of the good ones.
 struct Load {
-    requests: u64,
+    successes: u64,
     failures: u64,
     elapsed: Duration,
     latency: Histogram<u64>,
 }
 
-/// Runs `clients` loops that each POST `body(step)` to the server for `duration`, counting the
-/// answers without errors.
+impl Load {
+    fn per_second(&self) -> f64 {
+        self.successes as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn p50_ms(&self) -> f64 {
+        self.latency.value_at_quantile(0.5) as f64 / 1000.0
+    }
+}
+
+/// Runs `clients` loops that each POST `body(step)` to the server for `duration`.
 async fn drive<B>(server: &Arc<Server>, clients: usize, duration: Duration, body: B) -> Load
 where
     B: Fn(u64) -> String + Send + Sync + 'static,
@@ -187,30 +418,33 @@ where
             let (server, body) = (server.clone(), body.clone());
             tokio::spawn(async move {
                 let mut latency = latency_histogram();
-                let (mut requests, mut failures, mut step) = (0, 0, 0u64);
+                let (mut successes, mut failures, mut step) = (0, 0, 0u64);
                 while Instant::now() < deadline {
                     let began = Instant::now();
                     let ok = server
                         .post(body(client.wrapping_mul(1_000_003).wrapping_add(step)))
                         .await;
-                    latency.saturating_record(began.elapsed().as_micros() as u64);
-                    requests += 1;
-                    failures += u64::from(!ok);
+                    if ok {
+                        latency.saturating_record(began.elapsed().as_micros() as u64);
+                        successes += 1;
+                    } else {
+                        failures += 1;
+                    }
                     step += 1;
                 }
-                (requests, failures, latency)
+                (successes, failures, latency)
             })
         })
         .collect();
     let mut load = Load {
-        requests: 0,
+        successes: 0,
         failures: 0,
         elapsed: Duration::ZERO,
         latency: latency_histogram(),
     };
     for task in tasks {
-        let (requests, failures, latency) = task.await.unwrap();
-        load.requests += requests;
+        let (successes, failures, latency) = task.await.unwrap();
+        load.successes += successes;
         load.failures += failures;
         load.latency.add(latency).unwrap();
     }
@@ -218,126 +452,55 @@ where
     load
 }
 
-fn row(scenario: &str, load: &Load, reference: Option<f64>, goal: &str, peak: f64) -> Value {
-    let rps = load.requests as f64 / load.elapsed.as_secs_f64();
+/// A reference figure and what it measured.
+struct Reference {
+    per_second: f64,
+    what: String,
+}
+
+fn row(
+    scenario: &str,
+    load: &Load,
+    reference: Option<&Reference>,
+    goal: &str,
+    watched: &Watched,
+) -> Value {
+    let rps = load.per_second();
     json!({
         "scenario": scenario,
-        "requests": load.requests,
+        "successes": load.successes,
         "failures": load.failures,
         "requests_per_second": rps,
-        "p50_ms": load.latency.value_at_quantile(0.5) as f64 / 1000.0,
+        "p50_ms": load.p50_ms(),
         "p99_ms": load.latency.value_at_quantile(0.99) as f64 / 1000.0,
-        "reference_per_second": reference,
-        "ratio": reference.map(|reference| rps / reference),
+        "reference_per_second": reference.map(|reference| reference.per_second),
+        "reference": reference.map(|reference| reference.what.clone()),
+        "ratio": reference.map(|reference| rps / reference.per_second),
         "goal": goal,
-        "peak_rss_mb": peak,
+        "peak_rss_mb": watched.peak_rss_mb,
+        "cpu_percent": watched.cpu_percent,
     })
 }
 
-/// A product with 20 lots (different expiry dates, a few without) spread over `MAIN` and two
-/// more locations, with enough units in each for any bounded run. Returns its id.
-async fn seed_lots(server: &Server) -> String {
-    let call = |query: String, variables: Value| async move {
-        let response: Value = server
-            .client
-            .post(&server.graphql)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(response.get("errors").is_none(), "{response}");
-        response["data"].clone()
-    };
-    let product = call(
-        "mutation { createProduct(input: { name: \"Lots\", sku: \"LOTS-1\", stock: 0 }) { id } }"
-            .into(),
-        json!({}),
-    )
-    .await["createProduct"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let main = call(
-        "{ locationByCode(code: \"MAIN\") { id } }".into(),
-        json!({}),
-    )
-    .await["locationByCode"]["id"]
-        .clone();
-    let mut locations = vec![main];
-    for (code, priority) in [("EAST", 1), ("WEST", 2)] {
-        let created = call(
-            format!("mutation {{ createLocation(input: {{ code: \"{code}\", name: \"{code}\", priority: {priority} }}) {{ id }} }}"),
-            json!({}),
-        )
-        .await;
-        locations.push(created["createLocation"]["id"].clone());
-    }
-    let today = chrono::Utc::now().date_naive();
-    for lot in 0..20_i64 {
-        let expires_on =
-            (lot % 7 != 6).then(|| (today + chrono::Duration::days(30 + lot * 3)).to_string());
-        call(
-            "mutation($id: ID!, $location: ID!, $lot: LotInput!) { addStock(id: $id, quantity: 100000000, locationId: $location, lot: $lot) { newStock } }".into(),
-            json!({
-                "id": product,
-                "location": locations[(lot % 3) as usize],
-                "lot": { "code": format!("LOT-{lot:02}"), "expiresOn": expires_on },
-            }),
-        )
-        .await;
-    }
-    product
+/// pgbench's query protocol for a script.
+#[derive(Clone, Copy)]
+enum Protocol {
+    /// Parameters bound per statement, parsed every time (pgbench 15 loses `-M prepared`
+    /// statements inside a `BEGIN ... COMMIT` script).
+    Extended,
+    /// Parsed and planned once per connection, then only executed.
+    Prepared,
 }
 
-/// The reference for a reduction: lock, update and ledger insert of the product row, as one
-/// pgbench transaction (`id_sql` names the product). It is what a reduction did before stock
-/// was kept per location and lot, and is kept so that ratios compare across versions; the
-/// server now also updates the bucket and inserts an allocation, work this reference omits.
-fn transaction(id_sql: &str) -> String {
-    format!(
-        "BEGIN;\n\
-         SELECT stock, reserved, version FROM products WHERE id = {id_sql} FOR UPDATE;\n\
-         UPDATE products SET stock = stock - 1, version = version + 1, updated_at = now() WHERE id = {id_sql};\n\
-         INSERT INTO stock_movements (id, product_id, kind, delta, stock_before, stock_after, product_version, actor, created_at) \
-         SELECT gen_random_uuid(), id, 'REDUCE', -1, stock + 1, stock, version, 'pgbench', now() FROM products WHERE id = {id_sql};\n\
-         COMMIT;\n"
-    )
-}
-
-/// The server's reduction batches so far: (reductions, batches), from its metrics.
-fn batches() -> (f64, f64) {
-    let text = stockroom::metrics::handle().render();
-    let value = |name: &str| {
-        text.lines()
-            .find(|line| line.starts_with(name))
-            .and_then(|line| line.rsplit(' ').next())
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0.0)
-    };
-    (
-        value("stockroom_reduce_batch_size_sum"),
-        value("stockroom_reduce_batch_size_count"),
-    )
-}
-
-/// "mean batch N" for the batches between `before` and now.
-fn mean_batch(before: (f64, f64)) -> String {
-    let (sum, count) = batches();
-    let (sum, count) = (sum - before.0, count - before.1);
-    if count == 0.0 {
-        "no batches".to_owned()
-    } else {
-        format!("mean reduction batch {:.1}", sum / count)
-    }
-}
-
-/// Runs pgbench with `script` for `seconds` and returns its transactions per second. The
-/// extended protocol binds `:variables` as parameters (`-M prepared` loses its statements
-/// inside the BEGIN ... COMMIT script on pgbench 15).
-fn pgbench(database_url: &str, script: &str, seconds: u64, defines: &[(&str, &str)]) -> f64 {
+/// Runs pgbench with `script` for `seconds` on `CLIENTS` connections and returns its
+/// transactions per second.
+fn pgbench(
+    database_url: &str,
+    script: &str,
+    seconds: u64,
+    defines: &[(&str, &str)],
+    protocol: Protocol,
+) -> f64 {
     let folder = tempfile::tempdir().unwrap();
     let file = folder.path().join("script.sql");
     std::fs::write(&file, script).unwrap();
@@ -345,7 +508,10 @@ fn pgbench(database_url: &str, script: &str, seconds: u64, defines: &[(&str, &st
     command.args([
         "-n",
         "-M",
-        "extended",
+        match protocol {
+            Protocol::Extended => "extended",
+            Protocol::Prepared => "prepared",
+        },
         "-c",
         &CLIENTS.to_string(),
         "-j",
@@ -375,324 +541,583 @@ fn pgbench(database_url: &str, script: &str, seconds: u64, defines: &[(&str, &st
         })
 }
 
-struct Server {
-    graphql: String,
-    ws: String,
-    client: reqwest::Client,
+/// A reduction as one pgbench transaction: lock, update and ledger insert of the product row
+/// (`id_sql` names it). It is what a reduction did before stock was kept per location and lot;
+/// the server now also updates the bucket, inserts an allocation and notifies, work this
+/// reference omits.
+fn reduce_transaction(id_sql: &str) -> String {
+    format!(
+        "BEGIN;\n\
+         SELECT stock, reserved, version FROM products WHERE id = {id_sql} FOR UPDATE;\n\
+         UPDATE products SET stock = stock - 1, version = version + 1, updated_at = now() WHERE id = {id_sql};\n\
+         INSERT INTO stock_movements (id, product_id, kind, delta, stock_before, stock_after, product_version, actor, created_at) \
+         SELECT gen_random_uuid(), id, 'REDUCE', -1, stock + 1, stock, version, 'pgbench', now() FROM products WHERE id = {id_sql};\n\
+         COMMIT;\n"
+    )
 }
 
-impl Server {
-    async fn post(&self, body: String) -> bool {
-        match self
-            .client
-            .post(&self.graphql)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-        {
-            Ok(response) => response
-                .bytes()
-                .await
-                .is_ok_and(|bytes| !bytes.windows(9).any(|w| w == b"\"errors\":")),
-            Err(_) => false,
-        }
-    }
+/// The hot product's parity reference: one transaction takes `:k` units at once (the mean
+/// batch the server formed), writes `:k` movements (each its own product version) and one
+/// NOTIFY, as a batch of the server does; its units per second are transactions per second times k.
+fn batch_transaction() -> &'static str {
+    "BEGIN;\n\
+     SELECT stock, reserved, version FROM products WHERE id = :hot FOR UPDATE;\n\
+     UPDATE products SET stock = stock - :k, version = version + :k, updated_at = now() WHERE id = :hot;\n\
+     INSERT INTO stock_movements (id, product_id, kind, delta, stock_before, stock_after, product_version, actor, created_at) \
+     SELECT gen_random_uuid(), p.id, 'REDUCE', -1, p.stock + :k - i + 1, p.stock + :k - i, p.version - :k + i, 'pgbench', now() \
+     FROM products p, generate_series(1, :k) AS i WHERE p.id = :hot;\n\
+     SELECT pg_notify('stockroom_bench', :hot);\n\
+     COMMIT;\n"
 }
 
-/// Fills a migrated database with `groups` of products (`(group, count)`, ids from
-/// [`seeded_id`]), each with its stock in one lot-less bucket of `MAIN` and its `INITIAL`
-/// movement, as `createProduct` lays them out; then `ANALYZE`.
-async fn seed_products(database: &sea_orm::DatabaseConnection, groups: &[(u32, u64)]) {
-    for &(group, count) in groups {
+/// The products a run works on: 10,000 "spread" ones (group 0, SKUs `B0-n`) and 200,000 for
+/// deep pages (group 1, `B1-n`).
+struct Catalog {
+    spread: Arc<Vec<String>>,
+    /// The product 60 from the end in id order: a page after it is the catalogue's last.
+    deep_cursor_id: String,
+}
+
+/// Fills a migrated PostgreSQL database with `groups` of products (`(group, first n, last n)`,
+/// ids from [`seeded_id`]), each with its stock in one lot-less bucket of `MAIN` and its
+/// `INITIAL` movement, as `createProduct` lays them out; then `ANALYZE`.
+async fn seed_postgres(database: &DatabaseConnection, groups: &[(u32, u64, u64)]) {
+    for &(group, first, last) in groups {
         database
             .execute_unprepared(&format!(
                 "INSERT INTO products (id, name, name_key, sku, sku_key, stock, reorder_level, version, created_at, updated_at, reserved) \
                  SELECT {id}, 'Bench ' || n, 'bench ' || n, 'B{group}-' || n, 'b{group}-' || n, 1000000000, 10, 1, now(), now(), 0 \
-                 FROM generate_series(1, {count}) AS n",
+                 FROM generate_series({first}, {last}) AS n",
                 id = seeded_id_sql(group).replace(":n", "n"),
             ))
             .await
             .unwrap();
+        // Their stock sits in location MAIN, one lot-less bucket each (as the migration and
+        // `createProduct` lay it out), and each has its INITIAL movement with its allocation:
+        // a ledger that starts empty would have the planner (after the ANALYZE below) check
+        // the allocations' foreign key into stock_movements by a sequential scan, a cost no
+        // running system pays once autovacuum has analyzed the table.
+        database
+            .execute_unprepared(&format!(
+                "WITH seeded AS (SELECT id, stock FROM products WHERE sku_key LIKE 'b{group}-%' \
+                   AND NOT EXISTS (SELECT 1 FROM stock_buckets b WHERE b.product_id = products.id)), \
+                 bucket AS ( \
+                   INSERT INTO stock_buckets (id, product_id, location_id, lot_code, expires_on, stock, reserved, expired, created_at) \
+                   SELECT id, id, (SELECT id FROM locations WHERE code_key = 'main'), '', NULL, stock, 0, false, now() FROM seeded \
+                   RETURNING id), \
+                 initial AS ( \
+                   INSERT INTO stock_movements (id, product_id, kind, delta, stock_before, stock_after, product_version, actor, created_at) \
+                   SELECT gen_random_uuid(), seeded.id, 'INITIAL', stock, 0, stock, 1, 'bench', now() FROM seeded JOIN bucket ON bucket.id = seeded.id \
+                   RETURNING id, product_id, stock_after, created_at) \
+                 INSERT INTO stock_allocations (movement_id, bucket_id, product_id, location_id, lot_code, quantity, stock_before, stock_after, created_at) \
+                 SELECT initial.id, initial.product_id, initial.product_id, (SELECT id FROM locations WHERE code_key = 'main'), '', \
+                        initial.stock_after, 0, initial.stock_after, initial.created_at FROM initial"
+            ))
+            .await
+            .unwrap();
     }
-    // Their stock sits in location MAIN, one lot-less bucket each (as the migration and
-    // `createProduct` lay it out).
-    database
-        .execute_unprepared(
-            "INSERT INTO stock_buckets (id, product_id, location_id, lot_code, expires_on, stock, reserved, expired, created_at) \
-             SELECT id, id, (SELECT id FROM locations WHERE code_key = 'main'), '', NULL, stock, 0, false, now() FROM products",
-        )
-        .await
-        .unwrap();
-    // And each has its INITIAL movement with its allocation, as `createProduct` writes them: a
-    // ledger that starts empty would have the planner (after the ANALYZE below) check the
-    // allocations' foreign key into stock_movements by a sequential scan, a cost no running
-    // system pays once autovacuum has analyzed the table.
-    database
-        .execute_unprepared(
-            "WITH initial AS ( \
-               INSERT INTO stock_movements (id, product_id, kind, delta, stock_before, stock_after, product_version, actor, created_at) \
-               SELECT gen_random_uuid(), id, 'INITIAL', stock, 0, stock, 1, 'bench', now() FROM products \
-               RETURNING id, product_id, stock_after, created_at) \
-             INSERT INTO stock_allocations (movement_id, bucket_id, product_id, location_id, lot_code, quantity, stock_before, stock_after, created_at) \
-             SELECT initial.id, initial.product_id, initial.product_id, (SELECT id FROM locations WHERE code_key = 'main'), '', \
-                    initial.stock_after, 0, initial.stock_after, initial.created_at FROM initial",
-        )
-        .await
-        .unwrap();
     database.execute_unprepared("ANALYZE").await.unwrap();
+}
+
+/// Fills a database through the server's CSV import (`sku,name,reorder_level,on_hand`): the
+/// way to fill SQLite, which has no `generate_series` to lay rows out by hand.
+async fn seed_by_import(server: &Server, group: u32, count: u64) {
+    let path = target_dir()
+        .join("bench")
+        .join(format!("seed-{group}-{}.csv", std::process::id()));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        use std::io::Write;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        writeln!(file, "sku,name,reorder_level,on_hand").unwrap();
+        for n in 1..=count {
+            writeln!(file, "B{group}-{n},Bench {n},10,1000000000").unwrap();
+        }
+    }
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    let file = tokio::fs::File::open(&path).await.unwrap();
+    let response = server
+        .client
+        .post(format!(
+            "{}/imports/inventory?errorPolicy=REJECT_FAILED_ROWS&source=seed",
+            server.base
+        ))
+        .header("content-type", "text/csv")
+        .header("content-length", bytes)
+        .body(reqwest::Body::wrap_stream(
+            tokio_util::io::ReaderStream::new(file),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let report: Value = response.json().await.unwrap();
+    std::fs::remove_file(&path).ok();
+    assert_eq!(
+        report["summary"]["created"].as_u64(),
+        Some(count),
+        "seeding group {group}: {}",
+        report["summary"]
+    );
+}
+
+/// Ids of the products whose SKU starts with `prefix` (folded), in SKU-number order.
+async fn ids_by_sku(database: &DatabaseConnection, prefix: &str) -> Vec<String> {
+    let backend = database.get_database_backend();
+    let rows = database
+        .query_all_raw(Statement::from_string(
+            backend,
+            format!("SELECT id, sku_key FROM products WHERE sku_key LIKE '{prefix}%'"),
+        ))
+        .await
+        .unwrap();
+    let mut ids: Vec<(u64, String)> = rows
+        .iter()
+        .map(|row| {
+            let id: uuid::Uuid = row.try_get("", "id").unwrap();
+            let sku: String = row.try_get("", "sku_key").unwrap();
+            let n = sku[prefix.len()..].parse().unwrap_or(0);
+            (n, id.to_string())
+        })
+        .collect();
+    ids.sort();
+    ids.into_iter().map(|(_, id)| id).collect()
+}
+
+/// The id `from_end` places before the last product in id order (the server's page order).
+async fn id_from_end(database: &DatabaseConnection, from_end: u64) -> String {
+    let backend = database.get_database_backend();
+    let row = database
+        .query_one_raw(Statement::from_string(
+            backend,
+            format!("SELECT id FROM products ORDER BY id DESC LIMIT 1 OFFSET {from_end}"),
+        ))
+        .await
+        .unwrap()
+        .expect("enough products");
+    row.try_get::<uuid::Uuid>("", "id").unwrap().to_string()
 }
 
 fn graphql_body(query: &str, variables: Value) -> String {
     json!({ "query": query, "variables": variables }).to_string()
 }
 
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// A product with 20 lots (different expiry dates, a few without) spread over `MAIN` and two
+/// more locations, with enough units in each for any bounded run. Returns its id.
+async fn seed_lots(server: &Server) -> String {
+    let product = server.create_product("Lots", "LOTS-1", 0).await;
+    let main = server
+        .call("{ locationByCode(code: \"MAIN\") { id } }", json!({}))
+        .await["locationByCode"]["id"]
+        .clone();
+    let mut locations = vec![main];
+    for (code, priority) in [("EAST", 1), ("WEST", 2)] {
+        let created = server
+            .call(
+                "mutation($input: CreateLocationInput!) { createLocation(input: $input) { id } }",
+                json!({ "input": { "code": code, "name": code, "priority": priority } }),
+            )
+            .await;
+        locations.push(created["createLocation"]["id"].clone());
+    }
+    let today = chrono::Utc::now().date_naive();
+    for lot in 0..20_i64 {
+        let expires_on =
+            (lot % 7 != 6).then(|| (today + chrono::Duration::days(30 + lot * 3)).to_string());
+        server
+            .call(
+                "mutation($id: ID!, $location: ID!, $lot: LotInput!) { addStock(id: $id, quantity: 100000000, locationId: $location, lot: $lot) { newStock } }",
+                json!({
+                    "id": product,
+                    "location": locations[(lot % 3) as usize],
+                    "lot": { "code": format!("LOT-{lot:02}"), "expiresOn": expires_on },
+                }),
+            )
+            .await;
+    }
+    product
+}
+
+/// The database a run works on, and how to reach it.
+struct Database {
+    url: String,
+    connection: DatabaseConnection,
+    /// The PostgreSQL database to drop at the end.
+    postgres_name: Option<String>,
+    _sqlite_folder: Option<tempfile::TempDir>,
+}
+
 #[tokio::main]
 async fn main() {
+    if std::env::args().any(|arg| arg == "--subscriber-driver") {
+        subscriber_driver().await;
+        return;
+    }
     let options = options();
     let seconds = Duration::from_secs(options.seconds);
-    let name = format!("stockroom_bench_{}", uuid::Uuid::new_v4().simple());
-    let admin = sea_orm::Database::connect(format!("{}/postgres", options.server))
-        .await
-        .expect("a PostgreSQL server (set BENCH_DATABASE_URL)");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .unwrap();
-    let database_url = format!("{}/{name}", options.server);
+    let postgres = options.backend == Backend::Postgres;
+    let admin = if postgres {
+        Some(
+            sea_orm::Database::connect(format!("{}/postgres", options.server))
+                .await
+                .expect("a PostgreSQL server (set BENCH_DATABASE_URL)"),
+        )
+    } else {
+        None
+    };
+    let (url, postgres_name, sqlite_folder) = match &admin {
+        Some(admin) => {
+            let name = format!("stockroom_bench_{}", uuid::Uuid::new_v4().simple());
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .unwrap();
+            (format!("{}/{name}", options.server), Some(name), None)
+        }
+        None => {
+            let folder = tempfile::tempdir().unwrap();
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                folder.path().join("bench.db").display()
+            );
+            (url, None, Some(folder))
+        }
+    };
     println!(
-        "benchmark database {database_url}; {CLIENTS} clients; {}s per phase",
-        options.seconds
+        "benchmark database {url}; {CLIENTS} clients; {}s per phase; server: {}",
+        options.seconds,
+        env!("CARGO_BIN_EXE_stockroom")
     );
 
-    let cli = Cli::try_parse_from([
-        "stockroom",
-        "--database-url",
-        &database_url,
-        "--listen",
-        "127.0.0.1:0",
-        "--db-max-connections",
-        "16",
-        "--max-root-fields",
-        "20",
-    ])
-    .unwrap();
-    let application = Application::build(&cli.config)
-        .await
-        .expect("the server starts");
-    let address = application.local_addr().unwrap();
-    tokio::spawn(application.run_until_stopped());
-    let server = Arc::new(Server {
-        graphql: format!("http://{address}/graphql"),
-        ws: format!("ws://{address}/graphql/ws"),
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(CLIENTS * 2)
-            .build()
-            .unwrap(),
-    });
+    // Seeding SQLite goes through one long import: give requests ten minutes.
+    let server = Server::start(&url, &["--request-timeout", "10m"]).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_rss = rss_mb();
+    let idle_rss = server.rss_mb();
+    println!("idle RSS {idle_rss:.1} MB (the server process alone; goal <= 30 MB)");
+    let database = Database {
+        connection: sea_orm::Database::connect(&url).await.unwrap(),
+        url,
+        postgres_name,
+        _sqlite_folder: sqlite_folder,
+    };
 
-    // The data: one hot product, 10,000 spread products, 200,000 for deep pages.
-    let database = sea_orm::Database::connect(&database_url).await.unwrap();
-    seed_products(&database, &[(0, SPREAD_PRODUCTS), (1, DEEP_PRODUCTS)]).await;
-    let hot = server
-        .client
-        .post(&server.graphql)
-        .json(&json!({ "query": "mutation { createProduct(input: { name: \"Hot\", sku: \"HOT-1\", stock: 2000000000 }) { id } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["data"]["createProduct"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // The data: 10,000 spread products, 200,000 for deep pages, one hot product.
+    if postgres {
+        seed_postgres(
+            &database.connection,
+            &[(0, 1, SPREAD_PRODUCTS), (1, 1, DEEP_PRODUCTS)],
+        )
+        .await;
+    } else {
+        seed_by_import(&server, 0, SPREAD_PRODUCTS).await;
+        seed_by_import(&server, 1, DEEP_PRODUCTS).await;
+    }
+    let hot = server.create_product("Hot", "HOT-1", 2_000_000_000).await;
+    let catalog = Catalog {
+        spread: Arc::new(ids_by_sku(&database.connection, "b0-").await),
+        deep_cursor_id: id_from_end(&database.connection, 60).await,
+    };
+    assert_eq!(catalog.spread.len() as u64, SPREAD_PRODUCTS);
+    if postgres {
+        // pgbench names products by seeded id: check that those are the ones driven.
+        assert_eq!(catalog.spread[41], seeded_id(0, 42));
+    }
+
     let mut report = Report::default();
-    println!("idle RSS {idle_rss:.1} MB (goal <= 30 MB; the load generator shares this process)");
-
     let run = |scenario: &str| options.only.as_deref().is_none_or(|only| only == scenario);
+    let pg = |script: &str, defines: &[(&str, &str)], protocol: Protocol| {
+        postgres.then(|| pgbench(&database.url, script, options.seconds, defines, protocol))
+    };
 
-    // hot_reduce and hot_reduce_txn: one server run, two references.
+    // hot_reduce: one product, 64 clients reducing it by 1.
     if run("hot_reduce") {
-        let body = graphql_body(
-            "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
-            json!({ "id": hot }),
+        let body = graphql_body(REDUCE_ONE, json!({ "id": hot }));
+        let batches_before = (
+            server.metric("stockroom_reduce_batch_size_sum").await,
+            server.metric("stockroom_reduce_batch_size_count").await,
         );
-        let sampler = RssSampler::start();
-        let before = batches();
+        let watch = Watch::start(&server);
         let load = drive(&server, CLIENTS, seconds, move |_| body.clone()).await;
-        let batching = mean_batch(before);
-        let peak = sampler.peak().await;
-        let single = pgbench(
-            &database_url,
-            "UPDATE products SET stock = stock - 1 WHERE id = :hot AND stock >= 1;\n",
-            options.seconds,
-            &[("hot", &hot)],
-        );
-        let hot_txn = pgbench(
-            &database_url,
-            &transaction(":hot"),
-            options.seconds,
-            &[("hot", &hot)],
-        );
-        let mut hot = row("hot_reduce", &load, Some(single), ">= 1.0", peak);
-        hot["note"] = json!(batching);
-        report.add(hot.clone());
-        let mut hot_txn_row = row("hot_reduce_txn", &load, Some(hot_txn), ">= 2.0", peak);
-        hot_txn_row["note"] = json!(batching);
-        report.add(hot_txn_row);
+        let watched = watch.end().await;
+        let batched = server.metric("stockroom_reduce_batch_size_sum").await - batches_before.0;
+        let batches = server.metric("stockroom_reduce_batch_size_count").await - batches_before.1;
+        let mean_batch = if batches > 0.0 {
+            batched / batches
+        } else {
+            1.0
+        };
+        let k = mean_batch.round().max(1.0) as u64;
+        let note = format!("mean reduction batch {mean_batch:.1}");
+        let parity = pg(
+            batch_transaction(),
+            &[("hot", &hot), ("k", &k.to_string())],
+            Protocol::Extended,
+        )
+        .map(|tps| Reference {
+            per_second: tps * k as f64,
+            what: format!(
+                "pgbench: {k} units per transaction (the mean batch), {k} movements and a NOTIFY; units/s"
+            ),
+        });
+        let mut parity_row = row("hot_reduce", &load, parity.as_ref(), ">= 1.0", &watched);
+        parity_row["note"] = json!(note);
+        report.add(parity_row);
+        if postgres {
+            let update = Reference {
+                per_second: pg(
+                    "UPDATE products SET stock = stock - 1 WHERE id = :hot AND stock >= 1;\n",
+                    &[("hot", &hot)],
+                    Protocol::Prepared,
+                )
+                .unwrap(),
+                what: "pgbench -M prepared: one guarded UPDATE per unit, no ledger".into(),
+            };
+            let mut update_row = row(
+                "hot_reduce_vs_update",
+                &load,
+                Some(&update),
+                "report",
+                &watched,
+            );
+            update_row["note"] = json!(note);
+            report.add(update_row);
+            let per_unit = Reference {
+                per_second: pg(
+                    &reduce_transaction(":hot"),
+                    &[("hot", &hot)],
+                    Protocol::Extended,
+                )
+                .unwrap(),
+                what: "pgbench: lock, update and one movement per unit, one transaction each"
+                    .into(),
+            };
+            let mut per_unit_row = row(
+                "hot_reduce_vs_txn",
+                &load,
+                Some(&per_unit),
+                "report",
+                &watched,
+            );
+            per_unit_row["note"] = json!(note);
+            report.add(per_unit_row);
+        }
     }
 
     // spread_reduce: random products among 10,000.
     if run("spread_reduce") {
-        let sampler = RssSampler::start();
+        let ids = catalog.spread.clone();
+        let watch = Watch::start(&server);
         let load = drive(&server, CLIENTS, seconds, move |step| {
-            let id = seeded_id(0, 1 + step % SPREAD_PRODUCTS);
             graphql_body(
-                "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
-                json!({ "id": id }),
+                REDUCE_ONE,
+                json!({ "id": ids[(step % SPREAD_PRODUCTS) as usize] }),
             )
         })
         .await;
-        let peak = sampler.peak().await;
-        let spread = pgbench(
-            &database_url,
+        let watched = watch.end().await;
+        let reference = pg(
             &format!(
                 "\\set n random(1, {SPREAD_PRODUCTS})\n{}",
-                transaction(&seeded_id_sql(0))
+                reduce_transaction(&seeded_id_sql(0))
             ),
-            options.seconds,
             &[],
-        );
-        report.add(row("spread_reduce", &load, Some(spread), ">= 0.7", peak));
+            Protocol::Extended,
+        )
+        .map(|tps| Reference {
+            per_second: tps,
+            what: "pgbench: lock, update and one movement of a random product per transaction"
+                .into(),
+        });
+        report.add(row(
+            "spread_reduce",
+            &load,
+            reference.as_ref(),
+            ">= 0.8",
+            &watched,
+        ));
     }
 
     // fefo_reduce: one product whose stock sits in 20 lots over 3 locations; every reduction
     // picks its lot first-expiring first.
     if run("fefo_reduce") {
         let lots_product = seed_lots(&server).await;
-        let body = graphql_body(
-            "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
-            json!({ "id": lots_product }),
-        );
-        let sampler = RssSampler::start();
+        let body = graphql_body(REDUCE_ONE, json!({ "id": lots_product }));
+        let watch = Watch::start(&server);
         let load = drive(&server, CLIENTS, seconds, move |_| body.clone()).await;
-        let peak = sampler.peak().await;
-        let reference = pgbench(
-            &database_url,
-            &transaction(":hot"),
-            options.seconds,
+        let watched = watch.end().await;
+        let reference = pg(
+            &reduce_transaction(":hot"),
             &[("hot", &lots_product)],
-        );
+            Protocol::Extended,
+        )
+        .map(|tps| Reference {
+            per_second: tps,
+            what: "pgbench: lock, update and one movement per unit on the product row".into(),
+        });
         report.add(row(
             "fefo_reduce",
             &load,
-            Some(reference),
-            "report (reference: pgbench, hot_reduce_txn's SQL on the product row)",
-            peak,
+            reference.as_ref(),
+            "report",
+            &watched,
         ));
     }
 
     // bulk_sync: one syncStock (over REST) of 10,000 counts, one per spread product; three
     // calls, each setting new counts so that every row applies.
     if run("bulk_sync") {
-        report.add(
-            bulk_sync(
-                &server,
-                &address.to_string(),
-                &database_url,
-                options.seconds,
-            )
-            .await,
-        );
+        report.add(bulk_sync(&server, &database, options.seconds, postgres).await);
     }
 
     // csv_import: 10,000- and 100,000-row files through POST /imports/inventory.
     if run("csv_import") {
         for rows in [10_000, 100_000] {
-            report.add(csv_import(&server, &address.to_string(), rows).await);
+            report.add(csv_import(&server, rows).await);
         }
     }
 
-    // read_by_id: random products among 10,000.
+    // read_by_id: random products among 10,000, with the read cache and without it.
     if run("read_by_id") {
-        let sampler = RssSampler::start();
-        let load = drive(&server, CLIENTS, seconds, move |step| {
-            let id = seeded_id(0, 1 + step.wrapping_mul(7919) % SPREAD_PRODUCTS);
-            graphql_body(
-                        "query($id: ID!) { product(id: $id) { id name sku stock reserved available reorderLevel status version createdAt updatedAt deletedAt } }",
-                        json!({ "id": id }),
-                    )
-        })
-        .await;
-        let peak = sampler.peak().await;
-        let read = pgbench(
-            &database_url,
+        let reference = pg(
             &format!(
                 "\\set n random(1, {SPREAD_PRODUCTS})\nSELECT id, name, sku, stock, reserved, reorder_level, version, created_at, updated_at, deleted_at FROM products WHERE id = {};\n",
                 seeded_id_sql(0)
             ),
-            options.seconds,
             &[],
-        );
-        report.add(row("read_by_id", &load, Some(read), ">= 0.5", peak));
+            Protocol::Prepared,
+        )
+        .map(|tps| Reference {
+            per_second: tps,
+            what: "pgbench -M prepared: the primary-key SELECT of a random product".into(),
+        });
+        let uncached = Server::start(&database.url, &["--cache-capacity", "0"]).await;
+        for (scenario, target, goal) in [
+            ("read_by_id", &server, ">= 1.0"),
+            ("read_by_id_cache_off", &uncached, "report"),
+        ] {
+            let ids = catalog.spread.clone();
+            let reads = move |step: u64| {
+                let id = &ids[(step.wrapping_mul(7919) % SPREAD_PRODUCTS) as usize];
+                graphql_body(PRODUCT_BY_ID, json!({ "id": id }))
+            };
+            // Once over every product first, so that the cached run measures a warm cache.
+            drive(target, CLIENTS, Duration::from_secs(2), reads.clone()).await;
+            let watch = Watch::start(target);
+            let load = drive(target, CLIENTS, seconds, reads).await;
+            let watched = watch.end().await;
+            report.add(row(scenario, &load, reference.as_ref(), goal, &watched));
+        }
+        drop(uncached);
     }
 
-    // deep_page: a page at the end of 200,000 products against the first page.
+    // deep_page: a page at the end of 210,000 products against the first page.
     if run("deep_page") {
-        let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("product:{}", seeded_id(1, DEEP_PRODUCTS - 60)));
-        let page = "query($after: String) { products(first: 50, after: $after) { edges { cursor node { id sku stock status } } pageInfo { hasNextPage endCursor } } }";
-        let half = seconds / 2;
-        let first = graphql_body(page, json!({ "after": null }));
-        let deep = graphql_body(page, json!({ "after": cursor }));
-        let first_load = drive(&server, 8, half, move |_| first.clone()).await;
-        let sampler = RssSampler::start();
-        let deep_load = drive(&server, 8, half, move |_| deep.clone()).await;
-        let peak = sampler.peak().await;
-        let first_p50 = first_load.latency.value_at_quantile(0.5) as f64 / 1000.0;
-        let deep_p50 = deep_load.latency.value_at_quantile(0.5) as f64 / 1000.0;
-        let mut deep_row = row("deep_page", &deep_load, None, "<= 1.2x first page", peak);
-        deep_row["ratio"] = json!(deep_p50 / first_p50);
-        deep_row["note"] = json!(format!("first page p50 {first_p50:.2} ms (8 clients)"));
-        report.add(deep_row);
+        report.add(deep_page(&server, &catalog.deep_cursor_id, seconds).await);
+    }
+
+    // catalog_2m: reads on 10,000 and then 2,000,000 products, on a database of its own.
+    if run("catalog_2m") {
+        match &admin {
+            Some(admin) => {
+                for catalog_row in catalog_2m(admin, &options.server, seconds).await {
+                    report.add(catalog_row);
+                }
+            }
+            None => println!(
+                "catalog_2m runs on PostgreSQL only (it loads its rows with generate_series)"
+            ),
+        }
     }
 
     // outbox: hot_reduce and spread_reduce with and without the outbox, and how fast events
     // reach RabbitMQ and a webhook receiver. On a database of its own, so no other server's
     // relay takes its events.
     if run("outbox") {
-        for outbox_row in outbox(&admin, &options.server, seconds).await {
-            report.add(outbox_row);
+        match &admin {
+            Some(admin) => {
+                for outbox_row in outbox(admin, &options.server, seconds).await {
+                    report.add(outbox_row);
+                }
+            }
+            None => println!("outbox runs on PostgreSQL only (its relay is PostgreSQL's)"),
         }
     }
 
-    // subscribers: 5,000 WebSocket stockChanged subscribers, 100 committed changes a second.
+    // subscribers: 5,000 WebSocket stockChanged subscribers in another process, 100 committed
+    // changes a second.
     if run("subscribers") {
         report.add(subscribers(&server, seconds).await);
     }
 
     std::fs::create_dir_all(target_dir().join("bench")).unwrap();
-    let output = target_dir().join("bench").join("load.json");
-    let document = json!({ "idle_rss_mb": idle_rss, "clients": CLIENTS, "seconds_per_phase": options.seconds, "scenarios": report.rows });
+    let output = target_dir()
+        .join("bench")
+        .join(format!("load-{}.json", options.backend.name()));
+    let document = json!({
+        "database": options.backend.name(),
+        "idle_rss_mb": idle_rss,
+        "clients": CLIENTS,
+        "seconds_per_phase": options.seconds,
+        "scenarios": report.rows,
+    });
     std::fs::write(&output, serde_json::to_string_pretty(&document).unwrap()).unwrap();
     println!("wrote {}", output.display());
 
-    drop(database);
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .await
-        .ok();
+    drop(server);
+    drop(database.connection);
+    if let (Some(admin), Some(name)) = (&admin, &database.postgres_name) {
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await
+            .ok();
+    }
+}
+
+/// The first page of the catalogue and its last page, `LATENCY_CLIENTS` clients each.
+async fn deep_page(server: &Arc<Server>, deep_cursor_id: &str, seconds: Duration) -> Value {
+    let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("product:{deep_cursor_id}"));
+    let page = "query($after: String) { products(first: 50, after: $after) { edges { cursor node { id sku stock status } } pageInfo { hasNextPage endCursor } } }";
+    let half = seconds / 2;
+    let first = graphql_body(page, json!({ "after": null }));
+    let deep = graphql_body(page, json!({ "after": cursor }));
+    let first_load = drive(server, LATENCY_CLIENTS, half, move |_| first.clone()).await;
+    let watch = Watch::start(server);
+    let deep_load = drive(server, LATENCY_CLIENTS, half, move |_| deep.clone()).await;
+    let watched = watch.end().await;
+    let mut deep_row = row(
+        "deep_page",
+        &deep_load,
+        None,
+        "p50 <= 1.2x the first page's",
+        &watched,
+    );
+    deep_row["ratio"] = json!(deep_load.p50_ms() / first_load.p50_ms());
+    deep_row["note"] = json!(format!(
+        "ratio = p50 over the first page's p50 ({:.2} ms, {} ok, {} failed; {LATENCY_CLIENTS} clients)",
+        first_load.p50_ms(),
+        first_load.successes,
+        first_load.failures
+    ));
+    deep_row
 }
 
 /// Rows of one bulk sync.
 const SYNC_ROWS: u64 = SPREAD_PRODUCTS;
 
-async fn bulk_sync(server: &Server, address: &str, database_url: &str, seconds: u64) -> Value {
-    let url = format!("http://{address}/products/bulk-update");
-    let sampler = RssSampler::start();
+async fn bulk_sync(
+    server: &Arc<Server>,
+    database: &Database,
+    seconds: u64,
+    postgres: bool,
+) -> Value {
+    let url = format!("{}/products/bulk-update", server.base);
+    let watch = Watch::start(server);
     let mut latency = latency_histogram();
     let (mut calls, mut failures) = (0u64, 0u64);
     let mut applied_rows = 0u64;
@@ -730,7 +1155,7 @@ async fn bulk_sync(server: &Server, address: &str, database_url: &str, seconds: 
             failures += 1;
         }
     }
-    let peak = sampler.peak().await;
+    let watched = watch.end().await;
     // The reference: the same 10,000 product and bucket updates, movement and allocation
     // inserts, as one set-based SQL transaction.
     let script = "BEGIN;\n\
@@ -747,27 +1172,36 @@ async fn bulk_sync(server: &Server, address: &str, database_url: &str, seconds: 
             SELECT movement.id, bucket.id, bucket.product_id, bucket.location_id, '', 1, bucket.stock - 1, bucket.stock, movement.created_at \
             FROM movement JOIN bucket ON bucket.product_id = movement.product_id;\n\
         COMMIT;\n";
-    let reference = pgbench(database_url, script, seconds.min(8), &[]) * SYNC_ROWS as f64;
+    let reference = postgres.then(|| {
+        pgbench(
+            &database.url,
+            script,
+            seconds.min(8),
+            &[],
+            Protocol::Extended,
+        ) * SYNC_ROWS as f64
+    });
     let rows_per_second = applied_rows as f64 / busy.as_secs_f64().max(f64::EPSILON);
     json!({
         "scenario": "bulk_sync",
         "unit": "rows/s",
-        "requests": calls,
+        "successes": calls - failures,
         "failures": failures,
         "requests_per_second": rows_per_second,
         "p50_ms": latency.value_at_quantile(0.5) as f64 / 1000.0,
         "p99_ms": latency.value_at_quantile(0.99) as f64 / 1000.0,
         "reference_per_second": reference,
-        "ratio": rows_per_second / reference,
-        "goal": ">= 0.5 (reference: pgbench, one set-based SQL transaction of the same row updates and ledger inserts)",
-        "peak_rss_mb": peak,
+        "reference": "pgbench: one set-based SQL transaction of the same row updates and ledger inserts; rows/s",
+        "ratio": reference.map(|reference| rows_per_second / reference),
+        "goal": ">= 0.5",
+        "peak_rss_mb": watched.peak_rss_mb,
+        "cpu_percent": watched.cpu_percent,
         "note": format!("{calls} calls of {SYNC_ROWS} rows; latency is per call"),
     })
 }
 
-async fn csv_import(server: &Server, address: &str, rows: u64) -> Value {
-    // A file of counts for the deep products, written to disk and streamed from there, so
-    // the load generator holds none of it.
+async fn csv_import(server: &Arc<Server>, rows: u64) -> Value {
+    // A file of counts for the deep products, written to disk and streamed from there.
     let path = target_dir()
         .join("bench")
         .join(format!("import-{rows}.csv"));
@@ -786,14 +1220,15 @@ async fn csv_import(server: &Server, address: &str, rows: u64) -> Value {
         }
     }
     let bytes = std::fs::metadata(&path).unwrap().len();
-    let before = rss_mb();
-    let sampler = RssSampler::start();
+    let before = server.rss_mb();
+    let watch = Watch::start(server);
     let file = tokio::fs::File::open(&path).await.unwrap();
     let began = Instant::now();
     let response = server
         .client
         .post(format!(
-            "http://{address}/imports/inventory?errorPolicy=REJECT_FAILED_ROWS&source=bench"
+            "{}/imports/inventory?errorPolicy=REJECT_FAILED_ROWS&source=bench",
+            server.base
         ))
         .header("content-type", "text/csv")
         .header("content-length", bytes)
@@ -803,7 +1238,7 @@ async fn csv_import(server: &Server, address: &str, rows: u64) -> Value {
         .send()
         .await;
     let elapsed = began.elapsed();
-    let peak = sampler.peak().await;
+    let watched = watch.end().await;
     let updated = match response {
         Ok(response) if response.status().is_success() => {
             let report: Value = response.json().await.unwrap_or(Value::Null);
@@ -816,7 +1251,7 @@ async fn csv_import(server: &Server, address: &str, rows: u64) -> Value {
     json!({
         "scenario": format!("csv_import_{}k", rows / 1000),
         "unit": "rows/s",
-        "requests": 1,
+        "successes": u64::from(updated == rows),
         "failures": u64::from(updated != rows),
         "requests_per_second": rows_per_second,
         "p50_ms": elapsed.as_secs_f64() * 1000.0,
@@ -824,32 +1259,169 @@ async fn csv_import(server: &Server, address: &str, rows: u64) -> Value {
         "reference_per_second": null,
         "ratio": null,
         "goal": "peak RSS does not grow with the file",
-        "peak_rss_mb": peak,
-        "note": format!("{updated} of {rows} rows updated, {:.1} MB file, RSS before {before:.1} MB, peak {peak:.1} MB", bytes as f64 / 1e6),
+        "peak_rss_mb": watched.peak_rss_mb,
+        "cpu_percent": watched.cpu_percent,
+        "note": format!("{updated} of {rows} rows updated, {:.1} MB file, server RSS before {before:.1} MB, peak {:.1} MB", bytes as f64 / 1e6, watched.peak_rss_mb),
     })
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+/// A request body for each step of a load loop.
+type BodyOf = Arc<dyn Fn(u64) -> String + Send + Sync>;
+
+/// The reads `catalog_2m` measures, each as (name, body for a step).
+fn catalog_reads(group: u32, products: u64, deep_cursor_id: &str) -> Vec<(&'static str, BodyOf)> {
+    let pick = move |step: u64| 1 + step.wrapping_mul(2_654_435_761) % products;
+    let search = "query($search: String!) { products(first: 20, search: $search) { edges { node { id sku stock } } } }";
+    let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("product:{deep_cursor_id}"));
+    vec![
+        (
+            "product",
+            Arc::new(move |step| {
+                graphql_body(PRODUCT_BY_ID, json!({ "id": seeded_id(group, pick(step)) }))
+            }),
+        ),
+        (
+            "productBySku",
+            Arc::new(move |step| {
+                graphql_body(
+                    "query($sku: String!) { productBySku(sku: $sku) { id name stock status } }",
+                    json!({ "sku": format!("b{group}-{}", pick(step)) }),
+                )
+            }),
+        ),
+        (
+            "search_name",
+            // A four-digit fragment of the names ("Bench 14711" and the like; the seeded
+            // names differ only in their numbers).
+            Arc::new(move |step| {
+                graphql_body(
+                    search,
+                    json!({ "search": format!("{}", 1000 + step % 9000) }),
+                )
+            }),
+        ),
+        (
+            "search_sku_prefix",
+            Arc::new(move |step| {
+                graphql_body(
+                    search,
+                    json!({ "search": format!("B{group}-{}", 1000 + step % 9000) }),
+                )
+            }),
+        ),
+        (
+            "deep_page",
+            Arc::new(move |_| {
+                graphql_body(
+                    "query($after: String) { products(first: 50, after: $after) { edges { node { id sku stock } } } }",
+                    json!({ "after": cursor }),
+                )
+            }),
+        ),
+    ]
 }
 
-async fn subscribers(server: &Arc<Server>, seconds: Duration) -> Value {
-    let product = server
-        .client
-        .post(&server.graphql)
-        .json(&json!({ "query": "mutation { createProduct(input: { name: \"Watched\", sku: \"SUB-1\", stock: 2000000000 }) { id } }" }))
-        .send()
+/// `catalog_2m`: the reads of a catalogue of 10,000 products, then of 2,000,000 (loaded with
+/// `generate_series`, straight into the database), on one server; each read's p50 against its
+/// p50 on 10,000, and the plans PostgreSQL chose for the searches.
+async fn catalog_2m(admin: &DatabaseConnection, server_url: &str, seconds: Duration) -> Vec<Value> {
+    const GROUP: u32 = 2;
+    let name = format!("stockroom_bench_catalog_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
         .await
-        .unwrap()
-        .json::<Value>()
+        .unwrap();
+    let url = format!("{server_url}/{name}");
+    let server = Server::start(&url, &[]).await;
+    let database = sea_orm::Database::connect(&url).await.unwrap();
+    let phase = seconds / 2;
+    let mut small = Vec::new();
+    let mut rows = Vec::new();
+    for products in [SPREAD_PRODUCTS, CATALOG_PRODUCTS] {
+        let loading = Instant::now();
+        let first = if products == SPREAD_PRODUCTS {
+            1
+        } else {
+            SPREAD_PRODUCTS + 1
+        };
+        seed_postgres(&database, &[(GROUP, first, products)]).await;
+        println!(
+            "catalog_2m: {products} products in the database (loaded in {:.0} s)",
+            loading.elapsed().as_secs_f64()
+        );
+        let deep_cursor_id = id_from_end(&database, 60).await;
+        // Each read alone (one client: its latency) and under load (8 clients).
+        for clients in [1, LATENCY_CLIENTS] {
+            for (read, body) in catalog_reads(GROUP, products, &deep_cursor_id) {
+                let body = body.clone();
+                let watch = Watch::start(&server);
+                let load = drive(&server, clients, phase, move |step| body(step)).await;
+                let watched = watch.end().await;
+                if products == SPREAD_PRODUCTS {
+                    small.push(load.p50_ms());
+                    continue;
+                }
+                let small_p50 = small[rows.len()];
+                let search = read.starts_with("search");
+                let mut read_row = row(
+                    &format!("catalog_2m_{read}_{clients}c"),
+                    &load,
+                    None,
+                    if search {
+                        "p50 <= 2x on 10,000 products; p99 <= 50 ms"
+                    } else {
+                        "p50 <= 2x on 10,000 products"
+                    },
+                    &watched,
+                );
+                read_row["ratio"] = json!(load.p50_ms() / small_p50);
+                read_row["note"] = json!(format!(
+                    "ratio = p50 over its p50 on 10,000 products ({small_p50:.2} ms); {clients} client(s)"
+                ));
+                rows.push(read_row);
+            }
+        }
+    }
+    // The plans of the two searches as the server sends them.
+    for fragment in ["%4711%", "%b2-4711%"] {
+        let plan = database
+            .query_all_raw(Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM products WHERE deleted_at IS NULL \
+                 AND (name_key LIKE $1 ESCAPE '\\' OR sku_key LIKE $1 ESCAPE '\\') ORDER BY id LIMIT 21",
+                [fragment.into()],
+            ))
+            .await
+            .unwrap();
+        println!("EXPLAIN of a search for {fragment}:");
+        for line in plan {
+            println!("    {}", line.try_get::<String>("", "QUERY PLAN").unwrap());
+        }
+    }
+    drop(server);
+    drop(database);
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
         .await
-        .unwrap()["data"]["createProduct"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let sampler = RssSampler::start();
+        .ok();
+    rows
+}
+
+/// `--subscriber-driver WS_URL PRODUCT COUNT`: the subscribers' side of `subscribers`, run as
+/// a process of its own. Opens COUNT `stockChanged` subscriptions to PRODUCT, prints
+/// `connected N`, receives until a line arrives on standard input, then prints one JSON line
+/// with the deliveries and their commit-to-client latency.
+async fn subscriber_driver() {
+    let args: Vec<String> = std::env::args()
+        .skip_while(|arg| arg != "--subscriber-driver")
+        .skip(1)
+        .collect();
+    let (url, product, count) = (
+        args[0].clone(),
+        args[1].clone(),
+        args[2].parse::<usize>().unwrap(),
+    );
     let delivered = Arc::new(AtomicU64::new(0));
     let connected = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -857,9 +1429,9 @@ async fn subscribers(server: &Arc<Server>, seconds: Duration) -> Value {
         "query": "subscription($ids: [ID!]) { stockChanged(productIds: $ids) { createdAt } }",
         "variables": { "ids": [product] } } })
     .to_string();
-    let clients: Vec<_> = (0..SUBSCRIBERS)
+    let clients: Vec<_> = (0..count)
         .map(|index| {
-            let (url, subscription) = (server.ws.clone(), subscription.clone());
+            let (url, subscription) = (url.clone(), subscription.clone());
             let (delivered, connected, stop) = (delivered.clone(), connected.clone(), stop.clone());
             tokio::spawn(async move {
                 // Stagger the handshakes a little.
@@ -869,7 +1441,6 @@ async fn subscribers(server: &Arc<Server>, seconds: Duration) -> Value {
                     "Sec-WebSocket-Protocol",
                     "graphql-transport-ws".parse().unwrap(),
                 );
-                // Small buffers on the client side too: this process holds both ends.
                 let config = WebSocketConfig::default()
                     .read_buffer_size(8 * 1024)
                     .write_buffer_size(4 * 1024);
@@ -877,7 +1448,7 @@ async fn subscribers(server: &Arc<Server>, seconds: Duration) -> Value {
                     tokio_tungstenite::connect_async_with_config(request, Some(config), false)
                         .await
                 else {
-                    return latency_histogram();
+                    return subscriber_histogram();
                 };
                 socket
                     .send(Message::text(r#"{"type":"connection_init","payload":{}}"#))
@@ -902,7 +1473,7 @@ async fn subscribers(server: &Arc<Server>, seconds: Duration) -> Value {
                         let micros = (received - at.with_timezone(&chrono::Utc))
                             .num_microseconds()
                             .unwrap_or(0);
-                        latency.saturating_record(micros.max(0) as u64);
+                        latency.saturating_record(micros.max(1) as u64);
                         delivered.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -911,57 +1482,122 @@ async fn subscribers(server: &Arc<Server>, seconds: Duration) -> Value {
         })
         .collect();
     let connect_deadline = Instant::now() + Duration::from_secs(60);
-    while (connected.load(Ordering::Relaxed) as usize) < SUBSCRIBERS
-        && Instant::now() < connect_deadline
+    while (connected.load(Ordering::Relaxed) as usize) < count && Instant::now() < connect_deadline
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let subscribed = connected.load(Ordering::Relaxed);
-    let connected_rss = rss_mb();
-
-    let body = graphql_body(
-        "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
-        json!({ "id": product }),
-    );
-    let mut tick = tokio::time::interval(Duration::from_millis(1000 / CHANGES_PER_SECOND));
-    let started = Instant::now();
-    let mut committed = 0u64;
-    while started.elapsed() < seconds {
-        tick.tick().await;
-        if server.post(body.clone()).await {
-            committed += 1;
-        }
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await; // let deliveries drain
+    println!("connected {}", connected.load(Ordering::Relaxed));
+    let mut line = String::new();
+    BufReader::new(tokio::io::stdin())
+        .read_line(&mut line)
+        .await
+        .ok();
     stop.store(true, Ordering::Relaxed);
     let mut latency = subscriber_histogram();
     for client in clients {
         latency.add(client.await.unwrap()).unwrap();
     }
-    let peak = sampler.peak().await;
+    println!(
+        "{}",
+        json!({
+            "delivered": delivered.load(Ordering::Relaxed),
+            "p50_ms": latency.value_at_quantile(0.5) as f64 / 1000.0,
+            "p99_ms": latency.value_at_quantile(0.99) as f64 / 1000.0,
+            "max_ms": latency.max() as f64 / 1000.0,
+        })
+    );
+}
+
+/// 5,000 subscribers driven by another process (this executable as `--subscriber-driver`),
+/// 100 changes a second committed from here.
+async fn subscribers(server: &Arc<Server>, seconds: Duration) -> Value {
+    let product = server
+        .create_product("Watched", "SUB-1", 2_000_000_000)
+        .await;
+    let mut driver = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--subscriber-driver",
+            &server.ws,
+            &product,
+            &SUBSCRIBERS.to_string(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the subscriber driver starts");
+    let mut driver_out = BufReader::new(driver.stdout.take().unwrap()).lines();
+    let mut driver_in = driver.stdin.take().unwrap();
+    let watch = Watch::start(server);
+    let subscribed: u64 = tokio::time::timeout(Duration::from_secs(90), driver_out.next_line())
+        .await
+        .ok()
+        .and_then(|line| line.ok().flatten())
+        .and_then(|line| line.strip_prefix("connected ")?.parse().ok())
+        .unwrap_or(0);
+    let connected_rss = server.rss_mb();
+
+    // The changes: one every 10 ms, each on its own task so that a slow answer does not hold
+    // back the next; bounded by the phase's length.
+    let body = graphql_body(REDUCE_ONE, json!({ "id": product }));
+    let committed = Arc::new(AtomicU64::new(0));
+    let mut tick = tokio::time::interval(Duration::from_millis(1000 / CHANGES_PER_SECOND));
+    let planned = CHANGES_PER_SECOND * seconds.as_secs();
+    let started = Instant::now();
+    let mut changes = Vec::new();
+    for _ in 0..planned {
+        tick.tick().await;
+        let (server, body, committed) = (server.clone(), body.clone(), committed.clone());
+        changes.push(tokio::spawn(async move {
+            if server.post(body).await {
+                committed.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for change in changes {
+        change.await.ok();
+    }
+    let change_seconds = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await; // let deliveries drain
+    driver_in.write_all(b"stop\n").await.ok();
+    let result: Value = tokio::time::timeout(Duration::from_secs(30), driver_out.next_line())
+        .await
+        .ok()
+        .and_then(|line| line.ok().flatten())
+        .and_then(|line| serde_json::from_str(&line).ok())
+        .unwrap_or(Value::Null);
+    let watched = watch.end().await;
+    driver.kill().await.ok();
+    let committed = committed.load(Ordering::Relaxed);
+    let rate = committed as f64 / change_seconds;
     let expected = committed * subscribed;
-    let got = delivered.load(Ordering::Relaxed);
+    let got = result["delivered"].as_u64().unwrap_or(0);
     json!({
         "scenario": "subscribers",
+        "unit": "changes/s",
         "subscribers": subscribed,
-        "committed_changes": committed,
+        "successes": committed,
+        "failures": planned - committed,
         "expected_deliveries": expected,
         "deliveries": got,
-        "requests_per_second": committed as f64 / seconds.as_secs_f64(),
-        "p50_ms": latency.value_at_quantile(0.5) as f64 / 1000.0,
-        "p99_ms": latency.value_at_quantile(0.99) as f64 / 1000.0,
-        "goal": "all delivered, commit->client p99 <= 100 ms, RSS <= 250 MB",
-        "peak_rss_mb": peak,
+        "requests_per_second": rate,
+        "p50_ms": result["p50_ms"],
+        "p99_ms": result["p99_ms"],
+        "goal": "all delivered, commit->client p99 <= 100 ms at 100 changes/s, server RSS <= 150 MB",
+        "peak_rss_mb": watched.peak_rss_mb,
+        "cpu_percent": watched.cpu_percent,
         "rss_after_connecting_mb": connected_rss,
         "note": format!(
-            "{got}/{expected} deliveries to {subscribed} subscribers (p50/p99 are commit->client); RSS {connected_rss:.0} MB once connected, before any event"
+            "{got}/{expected} deliveries to {subscribed} subscribers (p50/p99 commit->client, max {} ms); {rate:.1} of {CHANGES_PER_SECOND} changes/s ({}); server RSS {connected_rss:.0} MB once connected, before any event",
+            result["max_ms"],
+            if rate >= CHANGES_PER_SECOND as f64 * 0.95 { "rate reached" } else { "rate NOT reached" }
         ),
     })
 }
 
-/// Deliveries one sink received: how many, when the first and last came, and the time from
-/// each event's change to its arrival.
+/// Deliveries one sink received: how many, when the last came, and the time from each
+/// event's change to its arrival.
 struct Arrivals {
     count: u64,
     last: Option<Instant>,
@@ -1007,40 +1643,10 @@ async fn webhook_receiver(
     axum::http::StatusCode::NO_CONTENT
 }
 
-async fn start_server(args: &[&str]) -> Arc<Server> {
-    let base = [
-        "stockroom",
-        "--listen",
-        "127.0.0.1:0",
-        "--db-max-connections",
-        "16",
-        "--max-root-fields",
-        "20",
-    ];
-    let cli = Cli::try_parse_from(base.iter().chain(args)).unwrap();
-    let application = Application::build(&cli.config)
-        .await
-        .expect("the server starts");
-    let address = application.local_addr().unwrap();
-    tokio::spawn(application.run_until_stopped());
-    Arc::new(Server {
-        graphql: format!("http://{address}/graphql"),
-        ws: format!("ws://{address}/graphql/ws"),
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(CLIENTS * 2)
-            .build()
-            .unwrap(),
-    })
-}
-
 /// The outbox's cost and its delivery: two servers on one fresh database, one with
 /// `--no-outbox` and one publishing to RabbitMQ (127.0.0.1:5672, an exchange of its own) with a
 /// webhook to a receiver in this process; hot_reduce and spread_reduce on each, back to back.
-async fn outbox(
-    admin: &sea_orm::DatabaseConnection,
-    server: &str,
-    seconds: Duration,
-) -> Vec<Value> {
+async fn outbox(admin: &DatabaseConnection, server: &str, seconds: Duration) -> Vec<Value> {
     use lapin::options::{
         BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
     };
@@ -1055,18 +1661,19 @@ async fn outbox(
     let amqp = std::env::var("BENCH_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
     let exchange = format!("stockroom.bench.{}", uuid::Uuid::new_v4().simple());
-    let without = start_server(&["--database-url", &database_url, "--no-outbox"]).await;
+    let without = Server::start(&database_url, &["--no-outbox"]).await;
     let database = sea_orm::Database::connect(&database_url).await.unwrap();
-    seed_products(&database, &[(0, SPREAD_PRODUCTS)]).await;
-    let with = start_server(&[
-        "--database-url",
+    seed_postgres(&database, &[(0, 1, SPREAD_PRODUCTS)]).await;
+    let with = Server::start(
         &database_url,
-        "--amqp-url",
-        &amqp,
-        "--amqp-exchange",
-        &exchange,
-        "--webhook-allow-private-targets",
-    ])
+        &[
+            "--amqp-url",
+            &amqp,
+            "--amqp-exchange",
+            &exchange,
+            "--webhook-allow-private-targets",
+        ],
+    )
     .await;
 
     // The broker's side: a queue bound to every event.
@@ -1137,51 +1744,28 @@ async fn outbox(
         .with_state(hooks.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let call = |server: Arc<Server>, query: &'static str, variables: Value| async move {
-        server
-            .client
-            .post(&server.graphql)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
-    let hot = call(
-        without.clone(),
-        "mutation { createProduct(input: { name: \"Hot\", sku: \"HOT-1\", stock: 2000000000 }) { id } }",
-        json!({}),
-    )
-    .await["data"]["createProduct"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let webhook = call(
-        with.clone(),
-        "mutation($url: String!) { createWebhook(input: { url: $url, eventTypes: [\"stock.changed\"] }) { id } }",
-        json!({ "url": hook_url }),
-    )
-    .await["data"]["createWebhook"]["id"]
+    let hot = without.create_product("Hot", "HOT-1", 2_000_000_000).await;
+    let webhook = with
+        .call(
+            "mutation($url: String!) { createWebhook(input: { url: $url, eventTypes: [\"stock.changed\"] }) { id } }",
+            json!({ "url": hook_url }),
+        )
+        .await["createWebhook"]["id"]
         .as_str()
         .unwrap()
         .to_owned();
 
-    let reduce_hot = graphql_body(
-        "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
-        json!({ "id": hot }),
-    );
+    let reduce_hot = graphql_body(REDUCE_ONE, json!({ "id": hot }));
     let hot_body = reduce_hot.clone();
     let hot_without = drive(&without, CLIENTS, seconds, move |_| hot_body.clone()).await;
     *broker.lock().unwrap() = Arrivals::new();
     *hooks.lock().unwrap() = Arrivals::new();
-    let sampler = RssSampler::start();
+    let watch = Watch::start(&with);
     let started = Instant::now();
     let hot_body = reduce_hot.clone();
     let hot_with = drive(&with, CLIENTS, seconds, move |_| hot_body.clone()).await;
-    let peak = sampler.peak().await;
-    let committed = hot_with.requests - hot_with.failures;
+    let watched = watch.end().await;
+    let committed = hot_with.successes;
     // Every committed reduction's event reaches the broker (bounded wait).
     let drain = Instant::now();
     while broker.lock().unwrap().count < committed && drain.elapsed() < Duration::from_secs(120) {
@@ -1193,18 +1777,20 @@ async fn outbox(
         Some(last) => arrivals.count as f64 / (last - started).as_secs_f64(),
         None => 0.0,
     };
-    let delivery_row = |scenario: &str, arrivals: &Arrivals, goal: &str, note: String| {
+    let delivery_row = |scenario: &str, arrivals: &Arrivals, note: String| {
         json!({
             "scenario": scenario,
-            "requests": arrivals.count,
-            "failures": 0,
+            "unit": "events/s",
+            "successes": arrivals.count,
+            "failures": committed.saturating_sub(arrivals.count),
             "requests_per_second": rate(arrivals),
             "p50_ms": arrivals.latency.value_at_quantile(0.5) as f64 / 1000.0,
             "p99_ms": arrivals.latency.value_at_quantile(0.99) as f64 / 1000.0,
             "reference_per_second": null,
             "ratio": null,
-            "goal": goal,
-            "peak_rss_mb": peak,
+            "goal": "report: events/s delivered, change->arrival p50/p99",
+            "peak_rss_mb": watched.peak_rss_mb,
+            "cpu_percent": watched.cpu_percent,
             "note": note,
         })
     };
@@ -1213,9 +1799,8 @@ async fn outbox(
         delivery_row(
             "outbox_amqp",
             &arrivals,
-            "report: events/s delivered, change->arrival p50/p99",
             format!(
-                "{} of {committed} committed reductions' events arrived (events/s from load start to last arrival)",
+                "{} of {committed} committed reductions' events arrived (events/s from load start to last arrival; failed = not arrived)",
                 arrivals.count
             ),
         )
@@ -1225,17 +1810,15 @@ async fn outbox(
         delivery_row(
             "outbox_webhook",
             &arrivals,
-            "report: events/s delivered, change->arrival p50/p99",
             format!(
-                "{} of {committed} events delivered by {} s after the load began; one product's deliveries go one at a time, in order",
+                "{} of {committed} events delivered by {} s after the load began (failed = not yet delivered); one product's deliveries go one at a time, in order",
                 arrivals.count,
                 started.elapsed().as_secs()
             ),
         )
     };
     // The webhook's backlog would load the next phases: delete it (and its deliveries).
-    call(
-        with.clone(),
+    with.call(
         "mutation($id: ID!) { deleteWebhook(id: $id) { id } }",
         json!({ "id": webhook }),
     )
@@ -1243,33 +1826,43 @@ async fn outbox(
 
     let spread = |step: u64| {
         graphql_body(
-            "mutation($id: ID!) { reduceStock(id: $id, quantity: 1) { newStock } }",
+            REDUCE_ONE,
             json!({ "id": seeded_id(0, 1 + step % SPREAD_PRODUCTS) }),
         )
     };
     let spread_without = drive(&without, CLIENTS, seconds, spread).await;
-    let sampler = RssSampler::start();
+    let watch = Watch::start(&with);
     let spread_with = drive(&with, CLIENTS, seconds, spread).await;
-    let spread_peak = sampler.peak().await;
+    let spread_watched = watch.end().await;
 
-    let rps = |load: &Load| load.requests as f64 / load.elapsed.as_secs_f64();
+    let same_server = |load: &Load| Reference {
+        per_second: load.per_second(),
+        what: "the same server with --no-outbox, same run".into(),
+    };
     let mut hot_row = row(
         "outbox_hot_reduce",
         &hot_with,
-        Some(rps(&hot_without)),
-        "report (reference: the same server without the outbox, same run)",
-        peak,
+        Some(&same_server(&hot_without)),
+        "report",
+        &watched,
     );
-    hot_row["note"] = json!("with RabbitMQ and one webhook attached");
+    hot_row["note"] = json!(format!(
+        "with RabbitMQ and one webhook attached; without the outbox {} ok, {} failed",
+        hot_without.successes, hot_without.failures
+    ));
     let mut spread_row = row(
         "outbox_spread_reduce",
         &spread_with,
-        Some(rps(&spread_without)),
-        "report (reference: the same server without the outbox, same run)",
-        spread_peak,
+        Some(&same_server(&spread_without)),
+        "report",
+        &spread_watched,
     );
-    spread_row["note"] = json!("with RabbitMQ attached");
+    spread_row["note"] = json!(format!(
+        "with RabbitMQ attached; without the outbox {} ok, {} failed",
+        spread_without.successes, spread_without.failures
+    ));
 
+    drop((with, without));
     drop(database);
     let _ = channel
         .exchange_delete(exchange.as_str().into(), Default::default())

@@ -11,6 +11,7 @@ mod m20261122_000003_reservations_idempotency_append_only;
 mod m20261206_000004_locations_and_lots;
 mod m20261207_000005_sync_sequences;
 mod m20261207_000006_outbox_and_webhooks;
+mod m20261208_000007_search_index;
 
 pub use m20261206_000004_locations_and_lots::MAIN_LOCATION_ID;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000004_locations_and_lots::Migration),
             Box::new(m20261207_000005_sync_sequences::Migration),
             Box::new(m20261207_000006_outbox_and_webhooks::Migration),
+            Box::new(m20261208_000007_search_index::Migration),
         ]
     }
 }

@@ -35,7 +35,10 @@ const CLAIM_IDLE_LIMIT: Duration = Duration::from_secs(30);
 /// PostgreSQL: claims up to `$1` undelivered events, oldest first, skipping rows another
 /// instance holds. Of a product's claimed events only those before its first undelivered
 /// event outside this batch (one another instance holds) are taken: found per product with
-/// one short index scan, whatever the backlog.
+/// one short index scan, whatever the backlog. `held_elsewhere` is `MATERIALIZED` so that the
+/// scan runs once per product of the batch: inlined, PostgreSQL ran it once per claimed row
+/// (twice, in fact), and with a hot product's relayed rows (dead until vacuumed) at the front
+/// of its index, a claim of 500 took seconds under load.
 const CLAIM_POSTGRES: &str = "\
 WITH batch AS (
     SELECT position, product_id FROM outbox_events
@@ -43,7 +46,7 @@ WITH batch AS (
     ORDER BY position
     LIMIT $1
     FOR UPDATE SKIP LOCKED
-), held_elsewhere AS (
+), held_elsewhere AS MATERIALIZED (
     SELECT p.product_id,
            (SELECT min(o.position) FROM outbox_events o
             WHERE o.product_id = p.product_id

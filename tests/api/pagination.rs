@@ -327,3 +327,71 @@ async fn paging_backward_with_last_and_before_sees_the_same_items_in_the_same_or
         .await;
     assert_error(&mixed, "BAD_USER_INPUT");
 }
+
+/// On PostgreSQL a search for a fragment is answered through the trigram indexes on the folded
+/// name and SKU (not by reading every row): after 300,000 products are loaded (fewer, and PostgreSQL rightly prefers to read the table), the server's
+/// search finds the right ones and PostgreSQL counts scans of both indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_on_postgres_is_served_by_the_trigram_indexes() {
+    use sea_orm::ConnectionTrait;
+    let app = crate::helpers::spawn_app(Backend::Postgres).await;
+    let database = sea_orm::Database::connect(&app.database_url).await.unwrap();
+    database
+        .execute_unprepared(
+            "INSERT INTO products (id, name, name_key, sku, sku_key, stock, reorder_level, version, created_at, updated_at, reserved) \
+             SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(n::bigint), 12, '0'))::uuid, 'Bench ' || n, 'bench ' || n, \
+                    'TG-' || n, 'tg-' || n, 5, 1, 1, now(), now(), 0 \
+             FROM generate_series(1, 300000) AS n; \
+             ANALYZE products",
+        )
+        .await
+        .unwrap();
+    let scans = |index: &'static str| {
+        let database = database.clone();
+        async move {
+            let row = database
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    format!(
+                        "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = '{index}'"
+                    ),
+                ))
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("the migration creates {index}"));
+            row.try_get::<i64>("", "idx_scan").unwrap()
+        }
+    };
+    let before = (
+        scans("products_name_key_trgm").await,
+        scans("products_sku_key_trgm").await,
+    );
+    // Statistics reach the view a moment after the statement: search until they show.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let found = page(&app, json!({ "search": "Ch 4711", "first": 50 })).await;
+        let skus: HashSet<String> = found["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|edge| edge["node"]["sku"].as_str().unwrap().to_owned())
+            .collect();
+        // "Bench 4711" and "Bench 47110" to "Bench 47119" (not "Bench 14711": "ch 14711").
+        let expected: HashSet<String> = std::iter::once("TG-4711".to_owned())
+            .chain((47110..=47119).map(|n| format!("TG-{n}")))
+            .collect();
+        assert_eq!(skus, expected);
+        let after = (
+            scans("products_name_key_trgm").await,
+            scans("products_sku_key_trgm").await,
+        );
+        if after.0 > before.0 && after.1 > before.1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scan of the trigram indexes was counted: the search read the table instead"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
