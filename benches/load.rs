@@ -277,6 +277,29 @@ impl Server {
             .to_owned()
     }
 
+    /// Streams the CSV file at `path` from disk to `POST /imports/inventory` (failed rows
+    /// rejected, the rest applied in chunks) under `source`.
+    async fn import_file(
+        &self,
+        path: &std::path::Path,
+        source: &str,
+    ) -> reqwest::Result<reqwest::Response> {
+        let bytes = std::fs::metadata(path).unwrap().len();
+        let file = tokio::fs::File::open(path).await.unwrap();
+        self.client
+            .post(format!(
+                "{}/imports/inventory?errorPolicy=REJECT_FAILED_ROWS&source={source}",
+                self.base
+            ))
+            .header("content-type", "text/csv")
+            .header("content-length", bytes)
+            .body(reqwest::Body::wrap_stream(
+                tokio_util::io::ReaderStream::new(file),
+            ))
+            .send()
+            .await
+    }
+
     /// The sum of a metric's samples whose line starts with `name`, from `/metrics`.
     async fn metric(&self, name: &str) -> f64 {
         let text = match self.client.get(&self.metrics).send().await {
@@ -634,23 +657,13 @@ async fn seed_by_import(server: &Server, group: u32, count: u64) {
             writeln!(file, "B{group}-{n},Bench {n},10,1000000000").unwrap();
         }
     }
-    let bytes = std::fs::metadata(&path).unwrap().len();
-    let file = tokio::fs::File::open(&path).await.unwrap();
-    let response = server
-        .client
-        .post(format!(
-            "{}/imports/inventory?errorPolicy=REJECT_FAILED_ROWS&source=seed",
-            server.base
-        ))
-        .header("content-type", "text/csv")
-        .header("content-length", bytes)
-        .body(reqwest::Body::wrap_stream(
-            tokio_util::io::ReaderStream::new(file),
-        ))
-        .send()
+    let report: Value = server
+        .import_file(&path, "seed")
+        .await
+        .unwrap()
+        .json()
         .await
         .unwrap();
-    let report: Value = response.json().await.unwrap();
     std::fs::remove_file(&path).ok();
     assert_eq!(
         report["summary"]["created"].as_u64(),
@@ -1222,21 +1235,8 @@ async fn csv_import(server: &Arc<Server>, rows: u64) -> Value {
     let bytes = std::fs::metadata(&path).unwrap().len();
     let before = server.rss_mb();
     let watch = Watch::start(server);
-    let file = tokio::fs::File::open(&path).await.unwrap();
     let began = Instant::now();
-    let response = server
-        .client
-        .post(format!(
-            "{}/imports/inventory?errorPolicy=REJECT_FAILED_ROWS&source=bench",
-            server.base
-        ))
-        .header("content-type", "text/csv")
-        .header("content-length", bytes)
-        .body(reqwest::Body::wrap_stream(
-            tokio_util::io::ReaderStream::new(file),
-        ))
-        .send()
-        .await;
+    let response = server.import_file(&path, "bench").await;
     let elapsed = began.elapsed();
     let watched = watch.end().await;
     let updated = match response {
