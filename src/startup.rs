@@ -23,7 +23,7 @@ use crate::board;
 use crate::config::Config;
 use crate::database::{Database, DatabaseSettings};
 use crate::events::EventBus;
-use crate::graphql::{self, AppSchema, GraphqlSettings, WebSocketSettings};
+use crate::graphql::{self, AppSchema, GraphqlSettings, SubscriptionFanout, WebSocketSettings};
 use crate::health;
 use crate::maintenance::{self, MaintenanceSettings};
 use crate::metrics;
@@ -81,6 +81,8 @@ pub struct AppState {
     pub graphql: GraphqlSettings,
     /// Limits of WebSocket connections.
     pub websocket: WebSocketSettings,
+    /// The shared executions of WebSocket subscriptions.
+    pub fanout: SubscriptionFanout,
 }
 
 /// Request-level limits applied to every route.
@@ -307,6 +309,7 @@ impl Application {
             authenticator,
             graphql,
             websocket: config.websocket(),
+            fanout: SubscriptionFanout::new(config.event_buffer as usize),
         };
         Ok(Self {
             listener,

@@ -52,6 +52,15 @@ impl Caller {
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.expires_at
     }
+
+    /// The same caller with no expiry: for work shared by several callers of one role, each
+    /// of which keeps its own expiry.
+    pub fn without_expiry(&self) -> Self {
+        Self {
+            actor: self.actor.clone(),
+            expires_at: None,
+        }
+    }
 }
 
 /// Turns credentials into callers.

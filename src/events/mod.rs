@@ -22,6 +22,7 @@ pub use payload::{LotSnapshot, MovementSnapshot, ProductSnapshot, StockEvent};
 pub(crate) use payload::tests::sample_event;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::Stream;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
@@ -58,6 +59,8 @@ pub enum SubscriptionLost {
 #[derive(Clone, Debug)]
 pub struct EventBus {
     sender: broadcast::Sender<BusMessage>,
+    /// Subscriptions clients hold open (several may share one receiver of the bus).
+    subscribers: Arc<AtomicUsize>,
     delivery: Delivery,
     /// Kept current by every event, before subscribers see it.
     cache: ProductCache,
@@ -88,6 +91,7 @@ impl EventBus {
             cache,
             outbox: true,
             commits: watch::channel(0).0,
+            subscribers: Arc::default(),
         }
     }
 
@@ -108,6 +112,7 @@ impl EventBus {
             cache,
             outbox: true,
             commits,
+            subscribers: Arc::default(),
         })
     }
 
@@ -233,9 +238,31 @@ impl EventBus {
         })
     }
 
-    /// How many subscriptions are open on this instance.
+    /// How many subscriptions clients hold open on this instance.
     pub fn subscriber_count(&self) -> usize {
+        self.subscribers.load(Ordering::Acquire)
+    }
+
+    /// Counts one client's subscription for as long as the guard lives.
+    pub fn track_subscriber(&self) -> SubscriberGuard {
+        self.subscribers.fetch_add(1, Ordering::AcqRel);
+        SubscriberGuard(self.subscribers.clone())
+    }
+
+    /// How many receivers of the bus exist: one per execution of a subscription, whatever
+    /// the number of clients that share it.
+    pub fn receiver_count(&self) -> usize {
         self.sender.receiver_count()
+    }
+}
+
+/// One client's open subscription, counted by [`EventBus::subscriber_count`] until dropped.
+#[derive(Debug)]
+pub struct SubscriberGuard(Arc<AtomicUsize>);
+
+impl Drop for SubscriberGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -285,10 +312,10 @@ mod tests {
     async fn dropping_a_subscription_frees_its_receiver() {
         let bus = EventBus::in_process(8, ProductCache::new(0));
         let subscription = bus.subscribe();
-        assert_eq!(bus.subscriber_count(), 1);
+        assert_eq!(bus.receiver_count(), 1);
 
         drop(subscription);
 
-        assert_eq!(bus.subscriber_count(), 0);
+        assert_eq!(bus.receiver_count(), 0);
     }
 }

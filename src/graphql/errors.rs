@@ -40,6 +40,14 @@ impl Extension for ErrorCodes {
     }
 }
 
+/// A response carrying only `error`, with its code set like every other error's.
+pub fn response_with_error(error: async_graphql::Error) -> Response {
+    let mut server_error = ServerError::new(error.message, None);
+    server_error.source = error.source;
+    server_error.extensions = error.extensions;
+    with_codes(Response::from_errors(vec![server_error]))
+}
+
 fn with_codes(mut response: Response) -> Response {
     for error in &mut response.errors {
         set_code(error);

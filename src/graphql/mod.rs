@@ -5,6 +5,7 @@ pub mod context;
 mod document;
 mod documents;
 mod errors;
+mod fanout;
 mod graphiql;
 mod http;
 mod limits;
@@ -17,6 +18,7 @@ mod subscription;
 pub mod types;
 mod ws;
 
+pub use fanout::SubscriptionFanout;
 pub use graphiql::{ASSETS_PATH as GRAPHIQL_ASSETS_PATH, asset as graphiql_asset};
 pub use http::{error_response, graphql_get, graphql_post};
 pub use ws::{WebSocketSettings, graphql_ws};

@@ -7,26 +7,34 @@
 //! `4408`), is pinged every ping interval (a peer that answers nothing for three intervals is
 //! closed), may run at most a set number of subscriptions at once, and each of its
 //! subscriptions ends when the token it was opened with expires.
+//!
+//! The protocol is spoken here rather than by async-graphql's transport so that a subscription
+//! can join a shared execution ([`super::fanout`]): a subscriber's frame is its id around
+//! bytes serialized once for all subscribers of the same selection.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use async_graphql::Data;
-use async_graphql::http::{
-    ALL_WEBSOCKET_PROTOCOLS, WebSocket as GraphqlWebSocket, WebSocketProtocols, WsMessage,
-};
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, ClientMessage, WebSocketProtocols};
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{Data, Request};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use futures::{SinkExt, StreamExt, future};
+use futures::stream::{self, BoxStream};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
+use tokio_stream::StreamMap;
 
 use super::AppSchema;
-use crate::auth::Authenticator;
+use super::errors::response_with_error;
+use super::fanout::{Rendered, SharedSubscription, SubscriptionFanout};
+use crate::auth::{Authenticator, Caller};
 use crate::error::{Error, Result};
+use crate::events::{EventBus, SubscriberGuard, SubscriptionLost};
+use crate::service::Services;
 
 /// Limits of WebSocket connections.
 #[derive(Clone, Copy, Debug)]
@@ -60,11 +68,13 @@ impl SubscriptionSlots {
 }
 
 /// Upgrades to a WebSocket and serves subscriptions on it until the client leaves; every
-/// stream it opened is dropped with the connection.
+/// operation it started ends with the connection.
 pub async fn graphql_ws(
     State(schema): State<AppSchema>,
     State(authenticator): State<Authenticator>,
     State(settings): State<WebSocketSettings>,
+    State(fanout): State<SubscriptionFanout>,
+    State(services): State<Services>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -75,6 +85,16 @@ pub async fn graphql_ws(
             "ask for the `graphql-transport-ws` (or legacy `graphql-ws`) subprotocol",
         );
     };
+    let connection = Connection {
+        schema,
+        authenticator,
+        fanout,
+        events: services.events().clone(),
+        protocol,
+        settings,
+        session: None,
+        operations: StreamMap::new(),
+    };
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         // Subscribers send only small control messages, and thousands of them may be connected:
@@ -84,82 +104,368 @@ pub async fn graphql_ws(
         .write_buffer_size(8 * 1024)
         .max_message_size(64 * 1024)
         .max_frame_size(64 * 1024)
-        .on_upgrade(move |socket| serve(socket, schema, authenticator, protocol, settings))
+        .on_upgrade(move |socket| connection.serve(socket))
 }
 
-/// Runs one connection: GraphQL messages both ways, the init timeout and the pings.
-async fn serve(
-    socket: WebSocket,
+/// Most frames written to a socket before it is flushed, when several are ready at once.
+const FRAMES_PER_FLUSH: usize = 64;
+
+/// One WebSocket connection speaking `graphql-transport-ws` or the legacy `graphql-ws`.
+struct Connection {
     schema: AppSchema,
     authenticator: Authenticator,
+    fanout: SubscriptionFanout,
+    events: EventBus,
     protocol: WebSocketProtocols,
     settings: WebSocketSettings,
-) {
-    let (mut sink, incoming) = socket.split();
-    let last_heard = Arc::new(std::sync::Mutex::new(Instant::now()));
-    let heard = last_heard.clone();
-    let input = incoming
-        .take_while(|message| future::ready(message.is_ok()))
-        .filter_map(move |message| {
-            if let Ok(mut last) = heard.lock() {
-                *last = Instant::now();
-            }
-            future::ready(match message {
-                Ok(message @ (Message::Text(_) | Message::Binary(_))) => Some(message.into_data()),
-                _ => None,
-            })
-        });
-    let initialized = Arc::new(AtomicBool::new(false));
-    let on_init = {
-        let initialized = initialized.clone();
-        move |payload: serde_json::Value| async move {
-            let caller = authenticator.authenticate(authorization(&payload))?;
-            // Every subscription needs an authenticated caller: refuse the connection now
-            // rather than each subscription later.
-            caller.actor()?;
-            let mut data = Data::default();
-            data.insert(caller);
-            data.insert(SubscriptionSlots::new(settings.max_subscriptions));
-            initialized.store(true, Ordering::Release);
-            Ok::<_, async_graphql::Error>(data)
-        }
-    };
-    let messages = GraphqlWebSocket::new(schema, input, protocol).on_connection_init(on_init);
-    let mut messages = std::pin::pin!(messages);
-    let init_deadline = tokio::time::sleep(settings.init_timeout);
-    let mut init_deadline = std::pin::pin!(init_deadline);
-    let mut pings = tokio::time::interval_at(
-        Instant::now() + settings.ping_interval,
-        settings.ping_interval,
-    );
-    loop {
-        let outgoing = tokio::select! {
-            message = messages.next() => match message {
-                Some(WsMessage::Text(text)) => Message::Text(text.into()),
-                Some(WsMessage::Close(code, reason)) => close(code, reason),
-                None => break,
-            },
-            () = &mut init_deadline, if !initialized.load(Ordering::Acquire) => {
-                close(4408, "Connection initialisation timeout".to_owned())
-            }
-            _ = pings.tick() => {
-                let silent_for = last_heard.lock().map(|last| last.elapsed()).unwrap_or_default();
-                if silent_for > settings.ping_interval * 3 {
-                    close(1001, "no answer to keep-alive pings".to_owned())
-                } else {
-                    Message::Ping(Default::default())
+    /// Set by an accepted `connection_init`.
+    session: Option<Session>,
+    /// The running operations by client-chosen id; each yields its frames, `complete` last.
+    operations: StreamMap<String, BoxStream<'static, String>>,
+}
+
+/// What an accepted `connection_init` established.
+struct Session {
+    caller: Caller,
+    slots: SubscriptionSlots,
+    data: Arc<Data>,
+}
+
+/// What a client message asks the connection to do.
+enum Reply {
+    Nothing,
+    Send(Message),
+    /// Send these, then close.
+    Close(Vec<Message>),
+}
+
+impl Connection {
+    /// Runs the connection: client messages, the operations' frames, the init timeout and the
+    /// pings, until either side closes.
+    async fn serve(mut self, socket: WebSocket) {
+        let (mut sink, mut incoming) = socket.split();
+        let mut last_heard = Instant::now();
+        let init_deadline = tokio::time::sleep(self.settings.init_timeout);
+        let mut init_deadline = std::pin::pin!(init_deadline);
+        let ping_interval = self.settings.ping_interval;
+        let mut pings = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
+        loop {
+            let (outgoing, closing) = tokio::select! {
+                message = incoming.next() => {
+                    last_heard = Instant::now();
+                    match message {
+                        Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                            match self.handle(&message.into_data()) {
+                                Reply::Nothing => continue,
+                                Reply::Send(message) => (vec![message], false),
+                                Reply::Close(messages) => (messages, true),
+                            }
+                        }
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                        Some(Ok(_)) => continue,
+                    }
                 }
+                Some((_, frame)) = self.operations.next(), if !self.operations.is_empty() => {
+                    // Frames that are ready together go out in one write.
+                    let mut frames = vec![Message::Text(frame.into())];
+                    while frames.len() < FRAMES_PER_FLUSH {
+                        match self.operations.next().now_or_never() {
+                            Some(Some((_, frame))) => frames.push(Message::Text(frame.into())),
+                            _ => break,
+                        }
+                    }
+                    (frames, false)
+                }
+                () = &mut init_deadline, if self.session.is_none() => {
+                    (vec![close(4408, "Connection initialisation timeout")], true)
+                }
+                _ = pings.tick() => {
+                    if last_heard.elapsed() > ping_interval * 3 {
+                        (vec![close(1001, "no answer to keep-alive pings")], true)
+                    } else {
+                        (vec![Message::Ping(Default::default())], false)
+                    }
+                }
+            };
+            // A peer that takes nothing for a whole ping interval (its receive window full: it
+            // stopped reading) is gone as far as this server is concerned; waiting on it forever
+            // would also stop the pings and the init timeout from ever being checked again.
+            let sent = tokio::time::timeout(ping_interval, async {
+                for message in outgoing {
+                    sink.feed(message).await?;
+                }
+                sink.flush().await
+            })
+            .await;
+            if !matches!(sent, Ok(Ok(()))) || closing {
+                break;
             }
-        };
-        let closing = matches!(outgoing, Message::Close(_));
-        // A peer that takes nothing for a whole ping interval (its receive window full: it
-        // stopped reading) is gone as far as this server is concerned; waiting on it forever
-        // would also stop the pings and the init timeout from ever being checked again.
-        let sent = tokio::time::timeout(settings.ping_interval, sink.send(outgoing)).await;
-        if !matches!(sent, Ok(Ok(()))) || closing {
-            break;
         }
     }
+
+    /// Answers one client message.
+    fn handle(&mut self, bytes: &[u8]) -> Reply {
+        let message = match ClientMessage::from_bytes(bytes) {
+            Ok(message) => message,
+            Err(error) => {
+                return Reply::Close(vec![close(4400, &format!("invalid message: {error}"))]);
+            }
+        };
+        match message {
+            ClientMessage::ConnectionInit { payload } => self.init(payload.unwrap_or_default()),
+            ClientMessage::Start { id, payload } => self.start(id, payload),
+            ClientMessage::Stop { id } => match self.operations.remove(&id) {
+                Some(_) => Reply::Send(Message::Text(
+                    Framer::new(self.protocol, &id).complete.into(),
+                )),
+                None => Reply::Nothing,
+            },
+            ClientMessage::ConnectionTerminate => Reply::Close(Vec::new()),
+            ClientMessage::Ping { .. } => Reply::Send(Message::Text(r#"{"type":"pong"}"#.into())),
+            ClientMessage::Pong { .. } => Reply::Nothing,
+        }
+    }
+
+    /// `connection_init`: authenticates the caller once for the whole connection.
+    fn init(&mut self, payload: serde_json::Value) -> Reply {
+        if self.session.is_some() {
+            return Reply::Close(vec![close(4429, "Too many initialisation requests")]);
+        }
+        let caller = self
+            .authenticator
+            .authenticate(authorization(&payload))
+            // Every subscription needs an authenticated caller: refuse the connection now
+            // rather than each subscription later.
+            .and_then(|caller| caller.actor().map(|_| ()).map(|()| caller));
+        match caller {
+            Ok(caller) => {
+                let mut data = Data::default();
+                data.insert(caller.clone());
+                self.session = Some(Session {
+                    caller,
+                    slots: SubscriptionSlots::new(self.settings.max_subscriptions),
+                    data: Arc::new(data),
+                });
+                Reply::Send(Message::Text(r#"{"type":"connection_ack"}"#.into()))
+            }
+            Err(refused) => match self.protocol {
+                WebSocketProtocols::GraphQLWS => {
+                    Reply::Close(vec![close(4403, &refused.to_string())])
+                }
+                WebSocketProtocols::SubscriptionsTransportWS => {
+                    let error = serde_json::json!({
+                        "type": "connection_error",
+                        "payload": { "message": refused.to_string() },
+                    });
+                    Reply::Close(vec![Message::Text(error.to_string().into())])
+                }
+            },
+        }
+    }
+
+    /// `subscribe` (or the legacy `start`): runs the operation, sharing the execution of a
+    /// subscription with every other subscriber of the same selection and role.
+    fn start(&mut self, id: String, request: Request) -> Reply {
+        let Some(session) = &self.session else {
+            return Reply::Close(vec![close(4401, "Unauthorized")]);
+        };
+        if self.operations.contains_key(&id) {
+            return Reply::Close(vec![close(
+                4409,
+                &format!("Subscriber for {id} already exists"),
+            )]);
+        }
+        let framer = Arc::new(Framer::new(self.protocol, &id));
+        let frames = match session.slots.take() {
+            Ok(slot) => {
+                let held = Held {
+                    _slot: slot,
+                    _counted: self.events.track_subscriber(),
+                };
+                let responses = if is_subscription(&request) {
+                    shared_frames(
+                        self.fanout.join(&self.schema, request, &session.caller),
+                        framer.clone(),
+                    )
+                } else {
+                    let framer = framer.clone();
+                    self.schema
+                        .execute_stream_with_session_data(request, session.data.clone())
+                        .map(move |response| framer.frame(&serialize(&response)))
+                        .boxed()
+                };
+                until_complete(responses, framer, session.caller.expires_at(), held)
+            }
+            Err(refused) => {
+                let refused = framer.frame(&serialize(&response_with_error(refused.into())));
+                stream::iter([refused, framer.complete.clone()]).boxed()
+            }
+        };
+        self.operations.insert(id, frames);
+        Reply::Nothing
+    }
+}
+
+/// Whether `request` runs a subscription (and can share its execution). A request that does
+/// not parse is not: it runs alone and gets its own error.
+fn is_subscription(request: &Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let operation = match &document.operations {
+        DocumentOperations::Single(operation) => Some(operation),
+        DocumentOperations::Multiple(operations) => request
+            .operation_name
+            .as_deref()
+            .and_then(|name| operations.get(name)),
+    };
+    operation.is_some_and(|operation| operation.node.ty == OperationType::Subscription)
+}
+
+/// A response as JSON.
+fn serialize(response: &async_graphql::Response) -> String {
+    serde_json::to_string(response).unwrap_or_else(|_| {
+        r#"{"data":null,"errors":[{"message":"the response could not be encoded","extensions":{"code":"INTERNAL"}}]}"#
+            .to_owned()
+    })
+}
+
+/// Wraps payloads in one operation's frames.
+struct Framer {
+    /// Everything of a `next` (or legacy `data`) frame before its payload.
+    prefix: String,
+    /// The operation's `complete` frame.
+    complete: String,
+}
+
+impl Framer {
+    fn new(protocol: WebSocketProtocols, id: &str) -> Self {
+        let id = serde_json::Value::from(id).to_string();
+        let kind = match protocol {
+            WebSocketProtocols::GraphQLWS => "next",
+            WebSocketProtocols::SubscriptionsTransportWS => "data",
+        };
+        Self {
+            prefix: format!(r#"{{"id":{id},"type":"{kind}","payload":"#),
+            complete: format!(r#"{{"id":{id},"type":"complete"}}"#),
+        }
+    }
+
+    /// The frame carrying `payload` (a response as JSON).
+    fn frame(&self, payload: &str) -> String {
+        let mut frame = String::with_capacity(self.prefix.len() + payload.len() + 1);
+        frame.push_str(&self.prefix);
+        frame.push_str(payload);
+        frame.push('}');
+        frame
+    }
+}
+
+/// A subscriber's frames of a shared execution: each rendered event in one frame, until the
+/// execution ends or this subscriber falls too far behind.
+fn shared_frames(shared: SharedSubscription, framer: Arc<Framer>) -> BoxStream<'static, String> {
+    // The state: the share, the number of the last event received, and whether it is over.
+    stream::unfold(
+        (shared, 0_u64, false),
+        move |(mut shared, received, over)| {
+            let framer = framer.clone();
+            async move {
+                if over {
+                    return None;
+                }
+                match shared.next().await {
+                    Ok(rendered) => match &*rendered {
+                        Rendered::Next { sequence, payload } => {
+                            Some((framer.frame(payload), (shared, *sequence, false)))
+                        }
+                        // The failure that ended the execution, if this subscriber joined too
+                        // late to receive it.
+                        Rendered::End {
+                            last_error: Some((sequence, payload)),
+                        } if *sequence > received => {
+                            Some((framer.frame(payload), (shared, received, true)))
+                        }
+                        Rendered::End { .. } => None,
+                    },
+                    Err(missed) => {
+                        let lost = response_with_error(async_graphql::Error::from(
+                            SubscriptionLost::Lagged(missed),
+                        ));
+                        Some((framer.frame(&serialize(&lost)), (shared, received, true)))
+                    }
+                }
+            }
+        },
+    )
+    .boxed()
+}
+
+/// What one running operation holds until it completes.
+struct Held {
+    _slot: OwnedSemaphorePermit,
+    _counted: SubscriberGuard,
+}
+
+/// `frames`, ended early with an `UNAUTHENTICATED` error when `expires_at` passes, and then
+/// `complete`; `held` is given back as soon as the operation completes.
+fn until_complete(
+    frames: BoxStream<'static, String>,
+    framer: Arc<Framer>,
+    expires_at: Option<SystemTime>,
+    held: Held,
+) -> BoxStream<'static, String> {
+    struct Running {
+        frames: BoxStream<'static, String>,
+        expiry: Option<std::pin::Pin<Box<Sleep>>>,
+        held: Option<Held>,
+        framer: Arc<Framer>,
+        /// Set once the last frame before `complete` went out.
+        finished: bool,
+    }
+    let expiry = expires_at.map(|at| {
+        let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+        Box::pin(tokio::time::sleep(wait))
+    });
+    let running = Running {
+        frames,
+        expiry,
+        held: Some(held),
+        framer,
+        finished: false,
+    };
+    stream::unfold(running, |mut running| async move {
+        running.held.as_ref()?;
+        if !running.finished {
+            // `None`: the token expired before the next frame.
+            let next = match running.expiry.as_mut() {
+                Some(timer) => tokio::select! {
+                    frame = running.frames.next() => Some(frame),
+                    () = timer.as_mut() => None,
+                },
+                None => Some(running.frames.next().await),
+            };
+            match next {
+                Some(Some(frame)) => return Some((frame, running)),
+                Some(None) => {}
+                None => {
+                    running.finished = true;
+                    let expired = Error::Unauthenticated(
+                        "the token of this subscription expired; reconnect with a fresh token"
+                            .into(),
+                    );
+                    let frame = running
+                        .framer
+                        .frame(&serialize(&response_with_error(expired.into())));
+                    return Some((frame, running));
+                }
+            }
+        }
+        running.held = None;
+        running.frames = stream::empty().boxed();
+        let complete = running.framer.complete.clone();
+        Some((complete, running))
+    })
+    .boxed()
 }
 
 /// The first GraphQL subprotocol the client offers in `Sec-WebSocket-Protocol`.
@@ -172,7 +478,7 @@ fn subprotocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
         .find_map(|offered| offered.trim().parse().ok())
 }
 
-fn close(code: u16, reason: String) -> Message {
+fn close(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame {
         code,
         reason: reason.into(),

@@ -9,6 +9,7 @@ mod cli;
 mod concurrency;
 mod csv_files;
 mod deadlines;
+mod fanout;
 mod field_errors;
 mod flash_sale;
 mod fuzz;

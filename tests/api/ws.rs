@@ -129,7 +129,7 @@ impl WsClient {
         self.stream.close(None).await.ok();
     }
 
-    async fn send(&mut self, message: Value) {
+    pub async fn send(&mut self, message: Value) {
         self.stream
             .send(Message::text(message.to_string()))
             .await

@@ -2,19 +2,14 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use async_graphql::{Context, ID, Result, Subscription};
 use futures::{Stream, StreamExt, future};
-use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
-use crate::auth::Caller;
-use crate::error::Error;
 use crate::events::StockEvent;
 use crate::graphql::context::ContextExt;
 use crate::graphql::types::{Lot, LowStockEvent, StockMovement, parse_id};
-use crate::graphql::ws::SubscriptionSlots;
 
 /// Live stock events.
 #[derive(Default)]
@@ -92,18 +87,13 @@ fn parse_ids(ids: Option<Vec<ID>>) -> Result<Option<HashSet<Uuid>>> {
 }
 
 /// The bus's events for the wanted products; a lost subscription becomes its last item, an
-/// error (mapped to a code by `ErrorCodes`). Over a WebSocket the subscription takes one
-/// of the connection's slots while it runs, and ends when the caller's token expires.
+/// error (mapped to a code by `ErrorCodes`). The WebSocket transport holds the connection's
+/// subscription slot and ends the subscription when the caller's token expires.
 fn events(
     ctx: &Context<'_>,
     wanted: Option<HashSet<Uuid>>,
 ) -> Result<impl Stream<Item = Result<Arc<StockEvent>>> + use<>> {
-    let slot = match ctx.data_opt::<SubscriptionSlots>() {
-        Some(slots) => Some(slots.take()?),
-        None => None,
-    };
-    let expires_at = ctx.data_opt::<Caller>().and_then(Caller::expires_at);
-    let stream = ctx
+    Ok(ctx
         .services()?
         .events()
         .subscribe()
@@ -117,49 +107,5 @@ fn events(
                     .then_some(Ok(event)),
                 Err(lost) => Some(Err(lost.into())),
             })
-        });
-    Ok(until_expiry(stream, expires_at, slot))
-}
-
-/// `stream`, ended with an `UNAUTHENTICATED` error when `expires_at` passes; holds `slot` for
-/// as long as it runs.
-fn until_expiry<T, S>(
-    stream: S,
-    expires_at: Option<SystemTime>,
-    slot: Option<OwnedSemaphorePermit>,
-) -> impl Stream<Item = Result<T>> + use<T, S>
-where
-    T: Send + 'static,
-    S: Stream<Item = Result<T>> + Send + 'static,
-{
-    let expiry = expires_at.map(|at| {
-        let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
-        Box::pin(tokio::time::sleep(wait))
-    });
-    futures::stream::unfold(
-        (Box::pin(stream), expiry, slot, false),
-        |(mut stream, mut expiry, slot, ended)| async move {
-            if ended {
-                return None;
-            }
-            // `None`: the token expired before the next event.
-            let next = match expiry.as_mut() {
-                Some(timer) => tokio::select! {
-                    item = stream.next() => Some(item),
-                    () = timer.as_mut() => None,
-                },
-                None => Some(stream.next().await),
-            };
-            match next {
-                Some(item) => item.map(|item| (item, (stream, expiry, slot, false))),
-                None => {
-                    let expired = Error::Unauthenticated(
-                        "the token of this subscription expired; reconnect with a fresh token"
-                            .into(),
-                    );
-                    Some((Err(expired.into()), (stream, expiry, slot, true)))
-                }
-            }
-        },
-    )
+        }))
 }
