@@ -1537,6 +1537,8 @@ async fn subscribers(server: &Arc<Server>, seconds: Duration) -> Value {
         .and_then(|line| line.strip_prefix("connected ")?.parse().ok())
         .unwrap_or(0);
     let connected_rss = server.rss_mb();
+    // Every subscriber sends the same selection: one shared execution serves them all.
+    let executions = server.metric("stockroom_subscription_executions").await;
 
     // The changes: one every 10 ms, each on its own task so that a slow answer does not hold
     // back the next; bounded by the phase's length.
@@ -1588,8 +1590,9 @@ async fn subscribers(server: &Arc<Server>, seconds: Duration) -> Value {
         "peak_rss_mb": watched.peak_rss_mb,
         "cpu_percent": watched.cpu_percent,
         "rss_after_connecting_mb": connected_rss,
+        "executions": executions,
         "note": format!(
-            "{got}/{expected} deliveries to {subscribed} subscribers (p50/p99 commit->client, max {} ms); {rate:.1} of {CHANGES_PER_SECOND} changes/s ({}); server RSS {connected_rss:.0} MB once connected, before any event",
+            "{got}/{expected} deliveries to {subscribed} subscribers (p50/p99 commit->client, max {} ms); {rate:.1} of {CHANGES_PER_SECOND} changes/s ({}); server RSS {connected_rss:.0} MB once connected, before any event; {executions} shared execution(s) served them",
             result["max_ms"],
             if rate >= CHANGES_PER_SECOND as f64 * 0.95 { "rate reached" } else { "rate NOT reached" }
         ),

@@ -272,14 +272,17 @@ impl Application {
             .map_err(StartupError::Database)?;
             relay::spawn(relay_database, &events, config.relay());
         }
-        let mut services = Services::new(database, events);
-        services.webhooks = services
-            .webhooks
-            .with_private_targets(config.webhook_allow_private_targets);
-        services.sync = services.sync.with_max_rows(config.max_sync_rows);
-        services.imports = services
-            .imports
-            .with_limits(config.max_import_rows, config.max_sync_rows);
+        let services = Services::new(database, events).configure(|services| {
+            services.webhooks = services
+                .webhooks
+                .clone()
+                .with_private_targets(config.webhook_allow_private_targets);
+            services.sync = services.sync.clone().with_max_rows(config.max_sync_rows);
+            services.imports = services
+                .imports
+                .clone()
+                .with_limits(config.max_import_rows, config.max_sync_rows);
+        });
         maintenance::spawn(
             services.clone(),
             MaintenanceSettings {

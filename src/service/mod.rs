@@ -40,6 +40,8 @@ pub use sync::{
     SyncRowResult, SyncRowStatus, SyncService,
 };
 
+use std::sync::Arc;
+
 use chrono::{DateTime, SubsecRound, Utc};
 
 pub use webhooks::{NewWebhook, WebhookChanges, WebhookService};
@@ -60,9 +62,14 @@ pub enum PageDirection {
     Backward,
 }
 
-/// Every service, built once at start and shared by all transports.
+/// Every service, built once at start and shared by all transports. Cloning it (every request
+/// does, through the router's state) is one reference count.
 #[derive(Clone, Debug)]
-pub struct Services {
+pub struct Services(Arc<ServiceSet>);
+
+/// The services behind [`Services`].
+#[derive(Debug)]
+pub struct ServiceSet {
     /// Products: catalogue reads and writes.
     pub products: ProductService,
     /// Stock changes and the ledger.
@@ -86,11 +93,19 @@ pub struct Services {
     clock: Clock,
 }
 
+impl std::ops::Deref for Services {
+    type Target = ServiceSet;
+
+    fn deref(&self) -> &ServiceSet {
+        &self.0
+    }
+}
+
 impl Services {
     /// Builds the services over one database, publishing committed changes on `events`.
     pub fn new(database: Database, events: EventBus) -> Self {
         let clock = Clock::default();
-        Self {
+        Self(Arc::new(ServiceSet {
             products: ProductService::new(database.clone(), events.clone()),
             stock: StockService::new(database.clone(), events.clone(), clock.clone()),
             ledger: LedgerService::new(database.clone()),
@@ -103,9 +118,19 @@ impl Services {
             database,
             events,
             clock,
-        }
+        }))
     }
 
+    /// Adjusts the services at start, before anything shares them.
+    pub fn configure(mut self, configure: impl FnOnce(&mut ServiceSet)) -> Self {
+        let set =
+            Arc::get_mut(&mut self.0).expect("services are configured before they are shared");
+        configure(set);
+        self
+    }
+}
+
+impl ServiceSet {
     /// The date lots are judged by (tests move it).
     pub fn clock(&self) -> &Clock {
         &self.clock
