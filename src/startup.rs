@@ -312,7 +312,10 @@ impl Application {
             authenticator,
             graphql,
             websocket: config.websocket(),
-            fanout: SubscriptionFanout::new(config.event_buffer as usize),
+            fanout: SubscriptionFanout::new(
+                config.event_buffer as usize,
+                services.events().clone(),
+            ),
         };
         Ok(Self {
             listener,

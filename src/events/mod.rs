@@ -22,7 +22,7 @@ pub use payload::{LotSnapshot, MovementSnapshot, ProductSnapshot, StockEvent};
 pub(crate) use payload::tests::sample_event;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use futures::Stream;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
@@ -38,10 +38,41 @@ pub const CHANNEL: &str = "stockroom_events";
 /// What the in-process channel carries.
 #[derive(Clone, Debug)]
 enum BusMessage {
-    /// A committed change.
-    Event(Arc<StockEvent>),
+    /// A committed change, with its position: how many events this instance's channel had
+    /// carried when it sent this one.
+    Event(u64, Arc<StockEvent>),
     /// Events may have been lost (the PostgreSQL listener lost its connection).
     Gap,
+}
+
+/// The in-process channel, numbering every event it carries.
+#[derive(Clone, Debug)]
+struct Channel {
+    sender: broadcast::Sender<BusMessage>,
+    published: Arc<AtomicU64>,
+}
+
+impl Channel {
+    fn new(capacity: usize) -> Self {
+        Self {
+            sender: broadcast::channel(capacity).0,
+            published: Arc::default(),
+        }
+    }
+
+    /// Sends `event`, numbered after every event sent before it. Events are sent one at a
+    /// time (under the commit-order lock, or by the one listener task), so the numbers follow
+    /// the channel's order.
+    fn publish(&self, event: Arc<StockEvent>) {
+        let position = self.published.fetch_add(1, Ordering::AcqRel) + 1;
+        // An error only means nobody is subscribed right now.
+        let _ = self.sender.send(BusMessage::Event(position, event));
+    }
+
+    /// Tells every subscriber that events may have been lost.
+    fn gap(&self) {
+        let _ = self.sender.send(BusMessage::Gap);
+    }
 }
 
 /// Why a subscription ended early.
@@ -58,7 +89,7 @@ pub enum SubscriptionLost {
 /// Publishes committed changes and hands out subscriptions.
 #[derive(Clone, Debug)]
 pub struct EventBus {
-    sender: broadcast::Sender<BusMessage>,
+    channel: Channel,
     /// Subscriptions clients hold open (several may share one receiver of the bus).
     subscribers: Arc<AtomicUsize>,
     delivery: Delivery,
@@ -84,7 +115,7 @@ impl EventBus {
     /// fall behind before it is cut off.
     pub fn in_process(capacity: usize, cache: ProductCache) -> Self {
         Self {
-            sender: broadcast::channel(capacity).0,
+            channel: Channel::new(capacity),
             delivery: Delivery::InProcess {
                 commit_order: Arc::new(Mutex::new(())),
             },
@@ -102,12 +133,17 @@ impl EventBus {
         capacity: usize,
         cache: ProductCache,
     ) -> Result<Self, DbErr> {
-        let sender = broadcast::channel(capacity).0;
+        let channel = Channel::new(capacity);
         let commits = watch::channel(0).0;
-        postgres::start_listener(database_url, sender.clone(), cache.clone(), commits.clone())
-            .await?;
+        postgres::start_listener(
+            database_url,
+            channel.clone(),
+            cache.clone(),
+            commits.clone(),
+        )
+        .await?;
         Ok(Self {
-            sender,
+            channel,
             delivery: Delivery::Postgres,
             cache,
             outbox: true,
@@ -191,7 +227,7 @@ impl EventBus {
                 outbox::write(&*transaction, &exported, CHANNEL, &[]).await?;
                 transaction.claim_commit()?;
                 let commit_order = commit_order.clone();
-                let sender = self.sender.clone();
+                let channel = self.channel.clone();
                 let cache = self.cache.clone();
                 let commits = self.commits.clone();
                 // The commit and its broadcast run as a task of their own: a caller that stops
@@ -205,8 +241,7 @@ impl EventBus {
                         commits.send_modify(|count| *count += 1);
                     }
                     for event in events {
-                        // An error only means nobody is subscribed right now.
-                        let _ = sender.send(BusMessage::Event(Arc::new(event)));
+                        channel.publish(Arc::new(event));
                     }
                     Ok(())
                 })
@@ -221,11 +256,20 @@ impl EventBus {
     pub fn subscribe(
         &self,
     ) -> impl Stream<Item = Result<Arc<StockEvent>, SubscriptionLost>> + use<> {
-        let receiver = self.sender.subscribe();
+        use futures::StreamExt;
+        self.subscribe_with_positions()
+            .map(|item| item.map(|(_, event)| event))
+    }
+
+    /// Like [`subscribe`](Self::subscribe), each event with its [`position`](Self::position).
+    pub fn subscribe_with_positions(
+        &self,
+    ) -> impl Stream<Item = Result<(u64, Arc<StockEvent>), SubscriptionLost>> + use<> {
+        let receiver = self.channel.sender.subscribe();
         futures::stream::unfold(Some(receiver), |receiver| async move {
             let mut receiver = receiver?;
             let item = match receiver.recv().await {
-                Ok(BusMessage::Event(event)) => Ok(event),
+                Ok(BusMessage::Event(position, event)) => Ok((position, event)),
                 Ok(BusMessage::Gap) => Err(SubscriptionLost::Interrupted),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     Err(SubscriptionLost::Lagged(missed))
@@ -236,6 +280,12 @@ impl EventBus {
             let next = item.is_ok().then_some(receiver);
             Some((item, next))
         })
+    }
+
+    /// How many events this instance has sent to its subscribers so far: an event whose
+    /// position is at most this one was sent before now.
+    pub fn position(&self) -> u64 {
+        self.channel.published.load(Ordering::Acquire)
     }
 
     /// How many subscriptions clients hold open on this instance.
@@ -252,7 +302,7 @@ impl EventBus {
     /// How many receivers of the bus exist: one per execution of a subscription, whatever
     /// the number of clients that share it.
     pub fn receiver_count(&self) -> usize {
-        self.sender.receiver_count()
+        self.channel.sender.receiver_count()
     }
 }
 
@@ -282,7 +332,7 @@ mod tests {
         let mut keeping_up = Box::pin(bus.subscribe());
 
         for stock in 0..10 {
-            bus.sender.send(BusMessage::Event(event(stock))).unwrap();
+            bus.channel.publish(event(stock));
             // The other subscriber reads as events come and misses nothing.
             assert_eq!(
                 keeping_up.next().await.unwrap().unwrap().product.stock,
@@ -299,7 +349,7 @@ mod tests {
         let bus = EventBus::in_process(8, ProductCache::new(0));
         let mut subscription = Box::pin(bus.subscribe());
 
-        bus.sender.send(BusMessage::Gap).unwrap();
+        bus.channel.gap();
 
         assert_eq!(
             subscription.next().await,

@@ -5,18 +5,18 @@ use std::time::Duration;
 
 use sea_orm::DbErr;
 use sea_orm::sqlx::postgres::PgListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
-use super::{BusMessage, CHANNEL, StockEvent};
+use super::{CHANNEL, Channel, StockEvent};
 use crate::cache::ProductCache;
 
 /// The `application_name` of the listener's connection, so operators can find it.
 pub const LISTENER_APPLICATION_NAME: &str = "stockroom-listener";
 
-/// Connects, `LISTEN`s, and spawns the task that forwards notifications to `sender`.
+/// Connects, `LISTEN`s, and spawns the task that forwards notifications to `channel`.
 pub(super) async fn start_listener(
     database_url: &str,
-    sender: broadcast::Sender<BusMessage>,
+    channel: Channel,
     cache: ProductCache,
     commits: watch::Sender<u64>,
 ) -> Result<(), DbErr> {
@@ -29,13 +29,13 @@ pub(super) async fn start_listener(
         .listen(CHANNEL)
         .await
         .map_err(|error| DbErr::Custom(format!("cannot LISTEN for events: {error}")))?;
-    tokio::spawn(forward(listener, sender, cache, commits));
+    tokio::spawn(forward(listener, channel, cache, commits));
     Ok(())
 }
 
 async fn forward(
     mut listener: PgListener,
-    sender: broadcast::Sender<BusMessage>,
+    channel: Channel,
     cache: ProductCache,
     commits: watch::Sender<u64>,
 ) {
@@ -49,8 +49,7 @@ async fn forward(
                         // The cache first: once a subscriber has seen a change, no read on
                         // this instance returns the product as it was before.
                         cache.observe(&event);
-                        // An error only means nobody is subscribed right now.
-                        let _ = sender.send(BusMessage::Event(event.into()));
+                        channel.publish(event.into());
                         // The relay, which wakes on commits of every instance.
                         commits.send_modify(|count| *count += 1);
                     }
@@ -66,12 +65,12 @@ async fn forward(
                     "the event listener lost its PostgreSQL connection and reconnected; subscribers may have missed events and are being closed"
                 );
                 cache.clear();
-                let _ = sender.send(BusMessage::Gap);
+                channel.gap();
             }
             Err(error) => {
                 tracing::warn!(%error, retry_in = ?retry_delay, "the event listener cannot reach PostgreSQL; retrying");
                 cache.clear();
-                let _ = sender.send(BusMessage::Gap);
+                channel.gap();
                 tokio::time::sleep(retry_delay).await;
                 retry_delay = (retry_delay * 2).min(Duration::from_secs(5));
             }

@@ -121,7 +121,7 @@ struct Connection {
     /// Set by an accepted `connection_init`.
     session: Option<Session>,
     /// The running operations by client-chosen id; each yields its frames, `complete` last.
-    operations: StreamMap<String, BoxStream<'static, String>>,
+    operations: StreamMap<String, Frames>,
 }
 
 /// What an accepted `connection_init` established.
@@ -165,12 +165,16 @@ impl Connection {
                         Some(Ok(_)) => continue,
                     }
                 }
-                Some((_, frame)) = self.operations.next(), if !self.operations.is_empty() => {
+                Some((id, (frame, last))) = self.operations.next(), if !self.operations.is_empty() => {
+                    self.forget_completed(&id, last);
                     // Frames that are ready together go out in one write.
                     let mut frames = vec![Message::Text(frame.into())];
                     while frames.len() < FRAMES_PER_FLUSH {
                         match self.operations.next().now_or_never() {
-                            Some(Some((_, frame))) => frames.push(Message::Text(frame.into())),
+                            Some(Some((id, (frame, last)))) => {
+                                self.forget_completed(&id, last);
+                                frames.push(Message::Text(frame.into()));
+                            }
                             _ => break,
                         }
                     }
@@ -200,6 +204,13 @@ impl Connection {
             if !matches!(sent, Ok(Ok(()))) || closing {
                 break;
             }
+        }
+    }
+
+    /// Drops operation `id` once its `complete` is out, so that the id is free again at once.
+    fn forget_completed(&mut self, id: &str, completed: bool) {
+        if completed {
+            self.operations.remove(id);
         }
     }
 
@@ -276,34 +287,61 @@ impl Connection {
             )]);
         }
         let framer = Arc::new(Framer::new(self.protocol, &id));
+        let expires_at = session.caller.expires_at();
+        let expired = expires_at.is_some_and(|at| at <= SystemTime::now());
         let frames = match session.slots.take() {
-            Ok(slot) => {
+            // A token past its expiry (but within the verifier's leeway at `connection_init`)
+            // runs nothing more.
+            Ok(_) if expired => refusal(&framer, expired_error()),
+            Ok(slot) if is_subscription(&request) => {
                 let held = Held {
                     _slot: slot,
-                    _counted: self.events.track_subscriber(),
+                    _counted: Some(self.events.track_subscriber()),
                 };
-                let responses = if is_subscription(&request) {
-                    shared_frames(
-                        self.fanout.join(&self.schema, request, &session.caller),
-                        framer.clone(),
-                    )
-                } else {
+                let shared = self.fanout.join(&self.schema, request, &session.caller);
+                until_complete(
+                    shared_frames(shared, framer.clone()),
+                    framer,
+                    expires_at,
+                    held,
+                )
+            }
+            Ok(slot) => {
+                // A query or mutation runs to its end, token expiry or not: cutting a mutation
+                // short could leave it applied with the client told otherwise.
+                let held = Held {
+                    _slot: slot,
+                    _counted: None,
+                };
+                let responses = {
                     let framer = framer.clone();
                     self.schema
                         .execute_stream_with_session_data(request, session.data.clone())
                         .map(move |response| framer.frame(&serialize(&response)))
                         .boxed()
                 };
-                until_complete(responses, framer, session.caller.expires_at(), held)
+                until_complete(responses, framer, None, held)
             }
-            Err(refused) => {
-                let refused = framer.frame(&serialize(&response_with_error(refused.into())));
-                stream::iter([refused, framer.complete.clone()]).boxed()
-            }
+            Err(refused) => refusal(&framer, refused),
         };
         self.operations.insert(id, frames);
         Reply::Nothing
     }
+}
+
+/// An operation's frames: its payloads, each marked whether it is the last (`complete`).
+type Frames = BoxStream<'static, (String, bool)>;
+
+/// The frames of an operation refused before it ran: one error, then `complete`.
+fn refusal(framer: &Framer, error: Error) -> Frames {
+    let refused = framer.frame(&serialize(&response_with_error(error.into())));
+    stream::iter([(refused, false), (framer.complete.clone(), true)]).boxed()
+}
+
+fn expired_error() -> Error {
+    Error::Unauthenticated(
+        "the token this connection was opened with expired; reconnect with a fresh token".into(),
+    )
 }
 
 /// Whether `request` runs a subscription (and can share its execution). A request that does
@@ -362,36 +400,46 @@ impl Framer {
 }
 
 /// A subscriber's frames of a shared execution: each rendered event in one frame, until the
-/// execution ends or this subscriber falls too far behind.
+/// execution ends or this subscriber falls too far behind. Events committed before it joined
+/// are skipped.
 fn shared_frames(shared: SharedSubscription, framer: Arc<Framer>) -> BoxStream<'static, String> {
     // The state: the share, the number of the last event received, and whether it is over.
     stream::unfold(
         (shared, 0_u64, false),
-        move |(mut shared, received, over)| {
+        move |(mut shared, mut received, over)| {
             let framer = framer.clone();
             async move {
                 if over {
                     return None;
                 }
-                match shared.next().await {
-                    Ok(rendered) => match &*rendered {
-                        Rendered::Next { sequence, payload } => {
-                            Some((framer.frame(payload), (shared, *sequence, false)))
+                loop {
+                    let rendered = match shared.next().await {
+                        Ok(rendered) => rendered,
+                        Err(missed) => {
+                            let lost = response_with_error(async_graphql::Error::from(
+                                SubscriptionLost::Lagged(missed),
+                            ));
+                            return Some((
+                                framer.frame(&serialize(&lost)),
+                                (shared, received, true),
+                            ));
                         }
+                    };
+                    match &*rendered {
+                        Rendered::Next {
+                            sequence, position, ..
+                        } if shared.joined_after(*position) => received = *sequence,
+                        Rendered::Next {
+                            sequence, payload, ..
+                        } => return Some((framer.frame(payload), (shared, *sequence, false))),
                         // The failure that ended the execution, if this subscriber joined too
                         // late to receive it.
                         Rendered::End {
                             last_error: Some((sequence, payload)),
                         } if *sequence > received => {
-                            Some((framer.frame(payload), (shared, received, true)))
+                            return Some((framer.frame(payload), (shared, received, true)));
                         }
-                        Rendered::End { .. } => None,
-                    },
-                    Err(missed) => {
-                        let lost = response_with_error(async_graphql::Error::from(
-                            SubscriptionLost::Lagged(missed),
-                        ));
-                        Some((framer.frame(&serialize(&lost)), (shared, received, true)))
+                        Rendered::End { .. } => return None,
                     }
                 }
             }
@@ -403,17 +451,18 @@ fn shared_frames(shared: SharedSubscription, framer: Arc<Framer>) -> BoxStream<'
 /// What one running operation holds until it completes.
 struct Held {
     _slot: OwnedSemaphorePermit,
-    _counted: SubscriberGuard,
+    /// Subscriptions are counted while they run.
+    _counted: Option<SubscriberGuard>,
 }
 
 /// `frames`, ended early with an `UNAUTHENTICATED` error when `expires_at` passes, and then
-/// `complete`; `held` is given back as soon as the operation completes.
+/// `complete` (the one frame marked last); `held` is given back as soon as `complete` is out.
 fn until_complete(
     frames: BoxStream<'static, String>,
     framer: Arc<Framer>,
     expires_at: Option<SystemTime>,
     held: Held,
-) -> BoxStream<'static, String> {
+) -> Frames {
     struct Running {
         frames: BoxStream<'static, String>,
         expiry: Option<std::pin::Pin<Box<Sleep>>>,
@@ -445,25 +494,21 @@ fn until_complete(
                 None => Some(running.frames.next().await),
             };
             match next {
-                Some(Some(frame)) => return Some((frame, running)),
+                Some(Some(frame)) => return Some(((frame, false), running)),
                 Some(None) => {}
                 None => {
                     running.finished = true;
-                    let expired = Error::Unauthenticated(
-                        "the token of this subscription expired; reconnect with a fresh token"
-                            .into(),
-                    );
                     let frame = running
                         .framer
-                        .frame(&serialize(&response_with_error(expired.into())));
-                    return Some((frame, running));
+                        .frame(&serialize(&response_with_error(expired_error().into())));
+                    return Some(((frame, false), running));
                 }
             }
         }
         running.held = None;
         running.frames = stream::empty().boxed();
         let complete = running.framer.complete.clone();
-        Some((complete, running))
+        Some(((complete, true), running))
     })
     .boxed()
 }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::events::StockEvent;
 use crate::graphql::context::ContextExt;
+use crate::graphql::fanout::RenderPosition;
 use crate::graphql::types::{Lot, LowStockEvent, StockMovement, parse_id};
 
 /// Live stock events.
@@ -93,18 +94,25 @@ fn events(
     ctx: &Context<'_>,
     wanted: Option<HashSet<Uuid>>,
 ) -> Result<impl Stream<Item = Result<Arc<StockEvent>>> + use<>> {
+    // In a shared execution: where to note which event the next response is made of.
+    let position = ctx.data_opt::<RenderPosition>().cloned();
     Ok(ctx
         .services()?
         .events()
-        .subscribe()
+        .subscribe_with_positions()
         .filter_map(move |event| {
             future::ready(match event {
                 // Catalogue-only changes keep caches current; no subscription shows them.
-                Ok(event) if event.quiet => None,
-                Ok(event) => wanted
+                Ok((_, event)) if event.quiet => None,
+                Ok((at, event)) => wanted
                     .as_ref()
                     .is_none_or(|ids| ids.contains(&event.product.id))
-                    .then_some(Ok(event)),
+                    .then(|| {
+                        if let Some(position) = &position {
+                            position.set(at);
+                        }
+                        Ok(event)
+                    }),
                 Err(lost) => Some(Err(lost.into())),
             })
         }))
